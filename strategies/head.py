@@ -1,0 +1,123 @@
+"""How the original model's methods are read off a graph's ``raw`` / ``out`` values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from .ir import _arr, register_dataclass
+
+METHODS: tuple[str, ...] = ("predict", "predict_proba", "decision_function", "transform", "score_samples")
+TASKS: tuple[str, ...] = ("classifier", "regressor", "transformer", "outlier", "booster")
+LABEL_RULES: tuple[str, ...] = ("argmax", "raw_gt0", "raw_ge0", "out_gt_half")
+
+
+@register_dataclass
+@dataclass(frozen=True, eq=False)
+class Head:
+    """The output contract of a converted model.
+
+    task         classifier | regressor | transformer | outlier | booster
+    methods      the methods the original model has
+    classes      ``classes_`` of a classifier
+    label_rule   how a classifier picks its label: ``argmax`` of the probabilities,
+                 ``raw_gt0`` / ``raw_ge0`` (binary: raw score > 0 / >= 0, else argmax of raw),
+                 ``out_gt_half`` (binary: probability > 0.5, else argmax)
+    squeeze      one-column outputs come back 1-D, as the native methods return them
+    offset       outlier detectors: ``decision_function = score_samples - offset``
+    predict_argmax  a booster whose ``predict`` returns the arg-max index (XGBoost multi:softmax)
+    """
+
+    task: Literal["classifier", "regressor", "transformer", "outlier", "booster"]
+    methods: tuple[str, ...]
+    classes: np.ndarray | None = None
+    label_rule: Literal["argmax", "raw_gt0", "raw_ge0", "out_gt_half"] = "argmax"
+    squeeze: bool = True
+    offset: float = 0.0
+    predict_argmax: bool = False
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+        object.__setattr__(self, "methods", tuple(self.methods))
+        bad = [m for m in self.methods if m not in METHODS]
+        if bad:
+            raise ValueError(f"unknown methods {bad}; expected a subset of {METHODS}")
+        if self.label_rule not in LABEL_RULES:
+            raise ValueError(f"label_rule must be one of {LABEL_RULES}, got {self.label_rule!r}")
+        if self.classes is not None:
+            classes = np.asarray(self.classes)
+            if classes.dtype == object:
+                classes = classes.astype(str)
+            object.__setattr__(self, "classes", _arr(classes, classes.dtype, 1, "classes"))
+        elif self.task == "classifier":
+            raise ValueError("a classifier head needs classes")
+        object.__setattr__(self, "offset", float(self.offset))
+
+    def source(self, method: str) -> Literal["raw", "out"]:
+        """Which graph value ``method`` is computed from."""
+        self.check_method(method)
+        if method == "decision_function" and self.task in ("classifier", "booster"):
+            return "raw"
+        if method == "predict" and self.task == "classifier" and self.label_rule in ("raw_gt0", "raw_ge0"):
+            return "raw"
+        return "out"
+
+    def check_method(self, method: str) -> None:
+        if method not in self.methods:
+            raise AttributeError(
+                f"this model has no method {method!r}; it has {', '.join(self.methods)}"
+            )
+
+    def finish(self, method: str, value: np.ndarray) -> np.ndarray:
+        """Turn the graph value (2-D) into what the native ``method`` returns."""
+        self.check_method(method)
+        k = value.shape[1]
+        one = value[:, 0] if k == 1 else value
+        if self.task == "classifier":
+            if method == "predict_proba":
+                return np.column_stack([1 - one, one]) if k == 1 else value
+            if method == "decision_function":
+                return one
+            return self.classes[self._label_index(value)]
+        if self.task == "outlier":
+            scores = value[:, 0]
+            if method == "score_samples":
+                return scores
+            decision = scores - self.offset
+            if method == "decision_function":
+                return decision
+            return np.where(decision < 0, -1, 1)
+        if self.task == "booster" and method == "predict" and self.predict_argmax:
+            return np.argmax(value, axis=1).astype(value.dtype)
+        return one if (self.squeeze and k == 1) else value
+
+    def _label_index(self, value: np.ndarray) -> np.ndarray:
+        if value.shape[1] == 1:
+            v = value[:, 0]
+            if self.label_rule == "raw_gt0":
+                return (v > 0).astype(np.intp)
+            if self.label_rule == "raw_ge0":
+                return (v >= 0).astype(np.intp)
+            if self.label_rule == "out_gt_half":
+                return (v > 0.5).astype(np.intp)
+            return np.argmax(np.column_stack([1 - v, v]), axis=1)
+        return np.argmax(value, axis=1)
+
+
+@register_dataclass
+@dataclass(frozen=True, eq=False)
+class InputSpec:
+    """What the original model accepts: feature count, and whether NaN / inf are allowed."""
+
+    n_features: int
+    allow_nan: bool = True
+    allow_inf: bool = True
+    feature_names: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "n_features", int(self.n_features))
+        if self.feature_names is not None:
+            object.__setattr__(self, "feature_names", tuple(str(n) for n in self.feature_names))

@@ -1,0 +1,637 @@
+"""The operator IR: a typed chain of operators, and the tree-ensemble normal form.
+
+A converted model is a :class:`Graph` (a chain of operators, each consuming the
+previous one's output, starting from the input matrix ``X`` of shape
+``(n, n_features)``) plus a :class:`~strategies.head.Head` that says how the
+original model's methods are read off the graph's outputs.  scikit-learn
+pipelines are chains, so a chain is all the frontends need; every operator
+states its input and output widths and dtypes.
+
+Every operator can be evaluated to two values: ``raw`` (before its
+post-transform) and ``out`` (after).  Only the last operator's post-transform
+can differ from identity.
+
+All parameters are NumPy arrays or plain scalars, normalised on construction,
+so two conversions of the same model are equal field by field and hash alike
+(:func:`content_hash`), whatever file or object they came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import struct
+import zipfile
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from .errors import UnsupportedModelError
+
+DType = Literal["float32", "float64"]
+DTYPES: tuple[str, ...] = ("float32", "float64")
+
+# LightGBM's kZeroThreshold: with zero_as_missing, |x| <= this counts as missing.
+ZERO_MISSING_THRESHOLD = 1e-35
+
+
+@dataclass(frozen=True)
+class TensorType:
+    """A 2-D value flowing between operators: ``(batch, width)`` of ``dtype``."""
+
+    width: int
+    dtype: str
+
+    def __str__(self) -> str:
+        return f"{self.dtype}[n, {self.width}]"
+
+
+@dataclass(frozen=True)
+class PostTransform:
+    """The elementwise / row-wise map from raw scores to outputs.
+
+    kinds:
+      identity        y = x
+      sigmoid         y = 1 / (1 + exp(-param * x))           (param defaults to 1)
+      softmax         y = exp(x - max) / sum(exp(x - max)) over each row
+      exp             y = exp(x)
+      ovr_normalize   p = sigmoid(x); y = p / sum(p) over each row (one-vs-rest)
+      isolation       y = -(2 ** (-x / param))                (IsolationForest scores)
+    """
+
+    kind: str = "identity"
+    param: float = 1.0
+
+    KINDS: ClassVar[tuple[str, ...]] = (
+        "identity", "sigmoid", "softmax", "exp", "ovr_normalize", "isolation",
+    )
+
+    def __post_init__(self) -> None:
+        if self.kind not in self.KINDS:
+            raise ValueError(f"post-transform kind must be one of {self.KINDS}, got {self.kind!r}")
+        object.__setattr__(self, "param", float(self.param))
+
+    @property
+    def is_identity(self) -> bool:
+        return self.kind == "identity"
+
+
+IDENTITY = PostTransform()
+
+
+def _arr(x: Any, dtype: Any, ndim: int | None = None, name: str = "array") -> np.ndarray:
+    a = np.ascontiguousarray(np.asarray(x, dtype=dtype))
+    if ndim is not None and a.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {a.shape}")
+    a.setflags(write=False)
+    return a
+
+
+# --------------------------------------------------------------------------- trees
+
+
+@dataclass(frozen=True, eq=False)
+class Tree:
+    """One decision tree in normal form.
+
+    Node 0 is the root and every child index is greater than its parent's, so a
+    pass in index order visits parents first.  A node is a leaf when its
+    ``left`` is -1.  At an internal node ``i`` with a numeric split, a row goes
+    left when ``x[feature[i]] <cmp> threshold[i]`` (``cmp`` is the ensemble's
+    comparison) and right otherwise; a missing value (NaN, or with
+    ``zero_missing[i]`` also ``|x| <= 1e-35``) goes left iff
+    ``missing_left[i]``.  At a categorical node the category ``c`` (``x``
+    rounded as the ensemble says) goes left iff bit ``c`` of
+    ``cat_bitset[i]`` is set; a category that is negative or beyond the bitset
+    goes left iff ``cat_unknown_left[i]``; NaN goes left iff ``missing_left[i]``.
+    ``value[i]`` holds a leaf's output vector (internal rows are zero).
+    """
+
+    feature: np.ndarray  # int32 (n,), -1 at leaves
+    threshold: np.ndarray  # float64 (n,), 0 at leaves and categorical nodes
+    left: np.ndarray  # int32 (n,), -1 at leaves
+    right: np.ndarray  # int32 (n,), -1 at leaves
+    missing_left: np.ndarray  # bool (n,)
+    value: np.ndarray  # float64 (n, k)
+    zero_missing: np.ndarray | None = None  # bool (n,) or None when no node has it
+    is_categorical: np.ndarray | None = None  # bool (n,) or None when no node is categorical
+    cat_bitset: np.ndarray | None = None  # uint32 (n, words): categories going left
+    cat_unknown_left: np.ndarray | None = None  # bool (n,)
+
+    def __post_init__(self) -> None:
+        s = object.__setattr__
+        s(self, "left", _arr(self.left, np.int32, 1, "left"))
+        n = self.left.shape[0]
+        if n == 0:
+            raise ValueError("a tree needs at least one node")
+        leaf = self.left < 0
+        feature = np.where(leaf, -1, np.asarray(self.feature, dtype=np.int64))
+        s(self, "feature", _arr(feature, np.int32, 1, "feature"))
+        s(self, "right", _arr(np.where(leaf, -1, self.right), np.int32, 1, "right"))
+        s(self, "missing_left", _arr(np.asarray(self.missing_left, bool) & ~leaf, bool, 1))
+        value = np.asarray(self.value, dtype=np.float64)
+        if value.ndim == 1:
+            value = value[:, None]
+        s(self, "value", _arr(np.where(leaf[:, None], value, 0.0), np.float64, 2, "value"))
+        cat = None
+        if self.is_categorical is not None:
+            cat = np.asarray(self.is_categorical, bool) & ~leaf
+            if not cat.any():
+                cat = None
+        if cat is None:
+            s(self, "is_categorical", None)
+            s(self, "cat_bitset", None)
+            s(self, "cat_unknown_left", None)
+            numeric = ~leaf
+        else:
+            if self.cat_bitset is None or self.cat_unknown_left is None:
+                raise ValueError("categorical nodes need cat_bitset and cat_unknown_left")
+            bits = np.asarray(self.cat_bitset, dtype=np.uint32)
+            if bits.ndim != 2 or bits.shape[0] != n:
+                raise ValueError(f"cat_bitset must have shape ({n}, words), got {bits.shape}")
+            s(self, "is_categorical", _arr(cat, bool, 1))
+            s(self, "cat_bitset", _arr(np.where(cat[:, None], bits, 0), np.uint32, 2))
+            s(self, "cat_unknown_left", _arr(np.asarray(self.cat_unknown_left, bool) & cat, bool, 1))
+            numeric = ~leaf & ~cat
+        s(self, "threshold", _arr(np.where(numeric, self.threshold, 0.0), np.float64, 1, "threshold"))
+        zm = None
+        if self.zero_missing is not None:
+            zm = np.asarray(self.zero_missing, bool) & numeric
+            if not zm.any():
+                zm = None
+        s(self, "zero_missing", None if zm is None else _arr(zm, bool, 1))
+        for name in ("feature", "threshold", "right", "missing_left", "value"):
+            if getattr(self, name).shape[0] != n:
+                raise ValueError(f"tree array {name!r} has {getattr(self, name).shape[0]} rows, expected {n}")
+        self._check_structure()
+
+    def _check_structure(self) -> None:
+        n = self.n_nodes
+        internal = np.flatnonzero(self.left >= 0)
+        kids = np.concatenate([self.left[internal], self.right[internal]])
+        if kids.size and (kids.min() < 1 or kids.max() >= n):
+            raise ValueError(f"child index out of range [1, {n})")
+        if np.any(self.left[internal] <= internal) or np.any(self.right[internal] <= internal):
+            raise ValueError("every child index must be greater than its parent's")
+        if np.unique(kids).size != kids.size or kids.size != n - 1:
+            raise ValueError("every node but the root must have exactly one parent")
+        if np.any(self.feature[internal] < 0):
+            raise ValueError("internal nodes need a feature index >= 0")
+
+    # ---- derived facts
+    @property
+    def n_nodes(self) -> int:
+        return int(self.left.shape[0])
+
+    @property
+    def is_leaf(self) -> np.ndarray:
+        return self.left < 0
+
+    @property
+    def n_leaves(self) -> int:
+        return int(self.is_leaf.sum())
+
+    @property
+    def n_values(self) -> int:
+        return int(self.value.shape[1])
+
+    def node_depths(self) -> np.ndarray:
+        """Depth of every node (root 0)."""
+        depth = np.zeros(self.n_nodes, dtype=np.int32)
+        for i in np.flatnonzero(self.left >= 0):
+            depth[self.left[i]] = depth[i] + 1
+            depth[self.right[i]] = depth[i] + 1
+        return depth
+
+    @property
+    def depth(self) -> int:
+        """Edges on the longest root-to-leaf path (a lone leaf has depth 0)."""
+        return int(self.node_depths().max())
+
+    def cat_table(self, n_categories: int) -> np.ndarray:
+        """Bool ``(n_nodes, n_categories)``: category c goes left at node i."""
+        out = np.zeros((self.n_nodes, n_categories), dtype=bool)
+        if self.cat_bitset is None:
+            return out
+        c = np.arange(n_categories)
+        words = c >> 5
+        ok = words < self.cat_bitset.shape[1]
+        bits = (self.cat_bitset[:, np.minimum(words, self.cat_bitset.shape[1] - 1)] >> (c & 31).astype(np.uint32)) & 1
+        out[:, ok] = bits[:, ok].astype(bool)
+        return out
+
+
+# --------------------------------------------------------------------------- operators
+
+
+class Op:
+    """Base of every IR operator: a frozen dataclass with a ``kind`` tag."""
+
+    kind: ClassVar[str]
+
+    def input_type(self) -> TensorType:  # pragma: no cover - every op overrides
+        raise NotImplementedError
+
+    def output_type(self) -> TensorType:  # pragma: no cover
+        raise NotImplementedError
+
+    @property
+    def post_transform(self) -> PostTransform:
+        return IDENTITY
+
+    def summary(self) -> str:  # pragma: no cover
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, eq=False)
+class TreeEnsemble(Op):
+    """A sum or mean of decision trees, plus base score and post-transform.
+
+    Each tree either writes one scalar per leaf into output column
+    ``tree_output[t]`` (boosted ensembles: one tree per class per round), or,
+    when ``tree_output`` is None, a vector of ``n_outputs`` values per leaf
+    (forests of classifiers).  ``raw = base_score + agg(trees)`` where ``agg``
+    is the sum, or the mean over the trees that write to each column.
+    ``compare_dtype`` is the precision the original library compares in: the
+    input is rounded to it before any split.  Categories are ``floor(x)`` or
+    ``trunc(x)`` of the feature value (``category_rounding``).
+    """
+
+    kind: ClassVar[str] = "tree_ensemble"
+    trees: tuple[Tree, ...]
+    n_features: int
+    n_outputs: int
+    comparison: Literal["<=", "<"]
+    compare_dtype: DType
+    base_score: np.ndarray  # float64 (n_outputs,)
+    tree_output: np.ndarray | None = None  # int32 (n_trees,)
+    aggregation: Literal["sum", "mean"] = "sum"
+    post_transform: PostTransform = IDENTITY  # type: ignore[assignment]
+    category_rounding: Literal["floor", "trunc"] = "trunc"
+
+    def __post_init__(self) -> None:
+        s = object.__setattr__
+        if not self.trees:
+            raise ValueError("a tree ensemble needs at least one tree")
+        s(self, "trees", tuple(self.trees))
+        s(self, "n_features", int(self.n_features))
+        s(self, "n_outputs", int(self.n_outputs))
+        if self.comparison not in ("<=", "<"):
+            raise ValueError(f"comparison must be '<=' or '<', got {self.comparison!r}")
+        if self.compare_dtype not in DTYPES:
+            raise ValueError(f"compare_dtype must be one of {DTYPES}, got {self.compare_dtype!r}")
+        if self.aggregation not in ("sum", "mean"):
+            raise ValueError(f"aggregation must be 'sum' or 'mean', got {self.aggregation!r}")
+        if self.category_rounding not in ("floor", "trunc"):
+            raise ValueError(f"category_rounding must be 'floor' or 'trunc', got {self.category_rounding!r}")
+        base = np.broadcast_to(np.asarray(self.base_score, dtype=np.float64), (self.n_outputs,))
+        s(self, "base_score", _arr(base, np.float64, 1))
+        if self.tree_output is not None:
+            to = _arr(self.tree_output, np.int32, 1, "tree_output")
+            if to.shape[0] != len(self.trees):
+                raise ValueError(f"tree_output has {to.shape[0]} entries for {len(self.trees)} trees")
+            if to.size and (to.min() < 0 or to.max() >= self.n_outputs):
+                raise ValueError(f"tree_output entries must lie in [0, {self.n_outputs})")
+            s(self, "tree_output", to)
+            want = 1
+        else:
+            want = self.n_outputs
+        for i, t in enumerate(self.trees):
+            if t.n_values != want:
+                raise ValueError(f"tree {i} has {t.n_values} values per leaf, expected {want}")
+            used = t.feature[t.feature >= 0]
+            if used.size and used.max() >= self.n_features:
+                raise ValueError(f"tree {i} splits on feature {used.max()} but the ensemble has {self.n_features}")
+
+    def input_type(self) -> TensorType:
+        return TensorType(self.n_features, self.compare_dtype)
+
+    def output_type(self) -> TensorType:
+        return TensorType(self.n_outputs, "float64")
+
+    # ---- facts used by strategies, the cost model and the default heuristic
+    @property
+    def n_trees(self) -> int:
+        return len(self.trees)
+
+    @property
+    def max_depth(self) -> int:
+        return max(t.depth for t in self.trees)
+
+    @property
+    def has_categorical(self) -> bool:
+        return any(t.is_categorical is not None for t in self.trees)
+
+    @property
+    def has_zero_missing(self) -> bool:
+        return any(t.zero_missing is not None for t in self.trees)
+
+    @property
+    def cat_words(self) -> int:
+        return max((t.cat_bitset.shape[1] for t in self.trees if t.cat_bitset is not None), default=0)
+
+    def trees_per_output(self) -> np.ndarray:
+        """How many trees contribute to each output column."""
+        if self.tree_output is None:
+            return np.full(self.n_outputs, self.n_trees, dtype=np.int64)
+        return np.bincount(self.tree_output, minlength=self.n_outputs)
+
+    def summary(self) -> str:
+        return (
+            f"tree_ensemble: {self.n_trees} trees, depth<={self.max_depth}, "
+            f"{self.n_features} features -> {self.n_outputs} outputs, x {self.comparison} t in "
+            f"{self.compare_dtype}, {self.aggregation}, {self.post_transform.kind}"
+            + (", categorical" if self.has_categorical else "")
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class Linear(Op):
+    """``raw = X @ coef.T + intercept`` in float64, then the post-transform."""
+
+    kind: ClassVar[str] = "linear"
+    coef: np.ndarray  # float64 (n_outputs, n_features)
+    intercept: np.ndarray  # float64 (n_outputs,)
+    post_transform: PostTransform = IDENTITY  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        coef = np.asarray(self.coef, dtype=np.float64)
+        if coef.ndim == 1:
+            coef = coef[None, :]
+        object.__setattr__(self, "coef", _arr(coef, np.float64, 2, "coef"))
+        b = np.broadcast_to(np.asarray(self.intercept, dtype=np.float64), (coef.shape[0],))
+        object.__setattr__(self, "intercept", _arr(b, np.float64, 1, "intercept"))
+
+    def input_type(self) -> TensorType:
+        return TensorType(int(self.coef.shape[1]), "float64")
+
+    def output_type(self) -> TensorType:
+        return TensorType(int(self.coef.shape[0]), "float64")
+
+    def summary(self) -> str:
+        return f"linear: {self.coef.shape[1]} -> {self.coef.shape[0]}, {self.post_transform.kind}"
+
+
+@dataclass(frozen=True, eq=False)
+class Scaler(Op):
+    """Per-feature affine map, in float64, in the original library's order of operations.
+
+    ``mode="sub_div"``: ``y = (x - offset) / scale`` (StandardScaler, RobustScaler, MaxAbsScaler);
+    ``mode="mul_add"``: ``y = x * scale + offset`` (MinMaxScaler).
+    """
+
+    kind: ClassVar[str] = "scaler"
+    offset: np.ndarray  # float64 (F,)
+    scale: np.ndarray  # float64 (F,)
+    mode: Literal["sub_div", "mul_add"] = "sub_div"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "offset", _arr(self.offset, np.float64, 1, "offset"))
+        object.__setattr__(self, "scale", _arr(self.scale, np.float64, 1, "scale"))
+        if self.offset.shape != self.scale.shape:
+            raise ValueError(f"offset {self.offset.shape} and scale {self.scale.shape} differ in shape")
+        if self.mode not in ("sub_div", "mul_add"):
+            raise ValueError(f"mode must be 'sub_div' or 'mul_add', got {self.mode!r}")
+
+    def input_type(self) -> TensorType:
+        return TensorType(int(self.offset.shape[0]), "float64")
+
+    def output_type(self) -> TensorType:
+        return self.input_type()
+
+    def affine(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(a, b)`` with ``y = x * a + b`` (equal to the op up to rounding)."""
+        if self.mode == "mul_add":
+            return self.scale, self.offset
+        return 1.0 / self.scale, -self.offset / self.scale
+
+    def summary(self) -> str:
+        return f"scaler({self.mode}): {self.offset.shape[0]} features"
+
+
+@dataclass(frozen=True, eq=False)
+class Normalizer(Op):
+    """Row-wise ``x / norm(x)`` (norm ``l1``, ``l2`` or ``max``; zero rows are left as they are)."""
+
+    kind: ClassVar[str] = "normalizer"
+    n_features: int
+    norm: Literal["l1", "l2", "max"] = "l2"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "n_features", int(self.n_features))
+        if self.norm not in ("l1", "l2", "max"):
+            raise ValueError(f"norm must be 'l1', 'l2' or 'max', got {self.norm!r}")
+
+    def input_type(self) -> TensorType:
+        return TensorType(self.n_features, "float64")
+
+    def output_type(self) -> TensorType:
+        return self.input_type()
+
+    def summary(self) -> str:
+        return f"normalizer({self.norm}): {self.n_features} features"
+
+
+@dataclass(frozen=True, eq=False)
+class Imputer(Op):
+    """Replace missing entries by per-feature fill values, then keep the columns ``keep``.
+
+    An entry is missing when it is NaN (``missing_value`` NaN) or equals ``missing_value``.
+    """
+
+    kind: ClassVar[str] = "imputer"
+    fill: np.ndarray  # float64 (F,)
+    keep: np.ndarray  # int32 (F_out,)
+    missing_value: float = float("nan")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fill", _arr(self.fill, np.float64, 1, "fill"))
+        object.__setattr__(self, "keep", _arr(self.keep, np.int32, 1, "keep"))
+        object.__setattr__(self, "missing_value", float(self.missing_value))
+        if self.keep.size and (self.keep.min() < 0 or self.keep.max() >= self.fill.shape[0]):
+            raise ValueError("imputer keep indices out of range")
+
+    def input_type(self) -> TensorType:
+        return TensorType(int(self.fill.shape[0]), "float64")
+
+    def output_type(self) -> TensorType:
+        return TensorType(int(self.keep.shape[0]), "float64")
+
+    def summary(self) -> str:
+        return f"imputer: {self.fill.shape[0]} -> {self.keep.shape[0]} features"
+
+
+OP_TYPES: dict[str, type[Op]] = {
+    cls.kind: cls for cls in (TreeEnsemble, Linear, Scaler, Normalizer, Imputer)
+}
+
+
+# --------------------------------------------------------------------------- graph
+
+
+@dataclass(frozen=True, eq=False)
+class Graph:
+    """A chain of operators from ``X`` of ``n_features`` columns to the output."""
+
+    n_features: int
+    ops: tuple[Op, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ops", tuple(self.ops))
+        object.__setattr__(self, "n_features", int(self.n_features))
+        if not self.ops:
+            raise ValueError("a graph needs at least one operator")
+        width = self.n_features
+        for i, op in enumerate(self.ops):
+            if op.input_type().width != width:
+                raise ValueError(
+                    f"operator {i} ({op.kind}) expects {op.input_type().width} columns, "
+                    f"but its input has {width}"
+                )
+            if i < len(self.ops) - 1 and not op.post_transform.is_identity:
+                raise ValueError("only the last operator may have a post-transform")
+            width = op.output_type().width
+
+    @property
+    def n_outputs(self) -> int:
+        return self.ops[-1].output_type().width
+
+    @property
+    def post_transform(self) -> PostTransform:
+        return self.ops[-1].post_transform
+
+    def summary(self) -> str:
+        return " -> ".join(op.summary() for op in self.ops)
+
+
+# --------------------------------------------------------------------------- canonical encoding
+
+_DATACLASSES: dict[str, type] = {
+    "Tree": Tree,
+    "PostTransform": PostTransform,
+    "Graph": Graph,
+    **{cls.__name__: cls for cls in OP_TYPES.values()},
+}
+
+
+def register_dataclass(cls: type) -> type:
+    """Make a frozen dataclass encodable by :func:`encode` (used by ``strategies.head``)."""
+    _DATACLASSES[cls.__name__] = cls
+    return cls
+
+
+def encode(obj: Any, arrays: dict[str, np.ndarray]) -> Any:
+    """Turn an IR object into JSON-able data, moving arrays into ``arrays``."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        name = type(obj).__name__
+        if name not in _DATACLASSES:
+            raise TypeError(f"cannot encode {name}")
+        return {"__type__": name, **{f.name: encode(getattr(obj, f.name), arrays) for f in dataclasses.fields(obj)}}
+    if isinstance(obj, np.ndarray):
+        key = f"a{len(arrays)}"
+        arrays[key] = obj
+        return {"__array__": key}
+    if isinstance(obj, (list, tuple)):
+        return [encode(v, arrays) for v in obj]
+    if isinstance(obj, (np.generic,)):
+        return obj.item()
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return {"__float__": repr(obj)}
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"cannot encode {type(obj).__name__}")
+
+
+def decode(data: Any, arrays: dict[str, np.ndarray]) -> Any:
+    """Inverse of :func:`encode`."""
+    if isinstance(data, dict):
+        if "__array__" in data:
+            return arrays[data["__array__"]]
+        if "__float__" in data:
+            return float(data["__float__"])
+        name = data.get("__type__")
+        cls = _DATACLASSES.get(name)
+        if cls is None:
+            raise ValueError(f"unknown IR type {name!r}")
+        kwargs = {
+            k: tuple(v) if isinstance(v, list) else v
+            for k, v in ((k, decode(v, arrays)) for k, v in data.items() if k != "__type__")
+        }
+        return cls(**kwargs)
+    if isinstance(data, list):
+        return [decode(v, arrays) for v in data]
+    return data
+
+
+def to_bytes(obj: Any) -> bytes:
+    """Serialise an IR object (graph, op, head, model) as a zip of JSON + ``.npy`` arrays."""
+    arrays: dict[str, np.ndarray] = {}
+    meta = encode(obj, arrays)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("ir.json", json.dumps(meta, sort_keys=True))
+        for key, a in arrays.items():
+            b = io.BytesIO()
+            np.save(b, a, allow_pickle=False)
+            zf.writestr(f"{key}.npy", b.getvalue())
+    return buf.getvalue()
+
+
+def from_bytes(data: bytes) -> Any:
+    """Inverse of :func:`to_bytes` (no pickle: arrays load with ``allow_pickle=False``)."""
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        meta = json.loads(zf.read("ir.json"))
+        arrays = {
+            name[:-4]: np.load(io.BytesIO(zf.read(name)), allow_pickle=False)
+            for name in zf.namelist()
+            if name.endswith(".npy")
+        }
+    for a in arrays.values():
+        a.setflags(write=False)
+    return decode(meta, arrays)
+
+
+def _feed(h: Any, obj: Any) -> None:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        h.update(b"D" + type(obj).__name__.encode() + b"(")
+        for f in dataclasses.fields(obj):
+            h.update(f.name.encode() + b"=")
+            _feed(h, getattr(obj, f.name))
+        h.update(b")")
+    elif isinstance(obj, np.ndarray):
+        a = np.ascontiguousarray(obj)
+        dt = a.dtype.newbyteorder("<") if a.dtype.byteorder not in ("|", "=") else a.dtype
+        a = a.astype(dt.newbyteorder("<") if dt.byteorder != "|" else dt, copy=False)
+        h.update(b"A" + a.dtype.str.encode() + repr(a.shape).encode())
+        h.update(a.tobytes())
+    elif isinstance(obj, (list, tuple)):
+        h.update(b"L%d[" % len(obj))
+        for v in obj:
+            _feed(h, v)
+        h.update(b"]")
+    elif isinstance(obj, bool) or obj is None:
+        h.update(b"B" + repr(obj).encode())
+    elif isinstance(obj, (int, np.integer)):
+        h.update(b"I" + str(int(obj)).encode())
+    elif isinstance(obj, (float, np.floating)):
+        h.update(b"F" + struct.pack("<d", float(obj)))
+    elif isinstance(obj, str):
+        h.update(b"S" + obj.encode() + b"\x00")
+    else:
+        raise TypeError(f"cannot hash {type(obj).__name__}")
+
+
+def content_hash(obj: Any) -> str:
+    """Stable SHA-256 of an IR object's kinds, shapes and every parameter."""
+    h = hashlib.sha256()
+    _feed(h, obj)
+    return h.hexdigest()
+
+
+def require(condition: bool, message: str) -> None:
+    """Raise :class:`UnsupportedModelError` unless ``condition``."""
+    if not condition:
+        raise UnsupportedModelError(message)
