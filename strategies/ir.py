@@ -32,10 +32,13 @@ import numpy as np
 from .errors import UnsupportedModelError
 
 DType = Literal["float32", "float64"]
+# scikit-learn's _handle_zeros_in_scale: norms below this are treated as zero
+NORM_TINY = 10 * float(np.finfo(np.float64).eps)
 DTYPES: tuple[str, ...] = ("float32", "float64")
 
-# LightGBM's kZeroThreshold: with zero_as_missing, |x| <= this counts as missing.
-ZERO_MISSING_THRESHOLD = 1e-35
+# LightGBM's kZeroThreshold, the float literal 1e-35f (1.0000000180025095e-35 as a double):
+# with zero_as_missing, |x| <= this counts as missing.
+ZERO_MISSING_THRESHOLD = float(np.float32(1e-35))
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,8 @@ class PostTransform:
       sigmoid         y = 1 / (1 + exp(-param * x))           (param defaults to 1)
       softmax         y = exp(x - max) / sum(exp(x - max)) over each row
       exp             y = exp(x)
-      ovr_normalize   p = sigmoid(x); y = p / sum(p) over each row (one-vs-rest)
+      ovr_normalize   p = sigmoid(x); y = p / sum(p) over each row (one-vs-rest; a row whose p are all 0
+                      becomes uniform, as in scikit-learn)
       isolation       y = -(2 ** (-x / param))                (IsolationForest scores)
     """
 
@@ -102,7 +106,7 @@ class Tree:
     ``left`` is -1.  At an internal node ``i`` with a numeric split, a row goes
     left when ``x[feature[i]] <cmp> threshold[i]`` (``cmp`` is the ensemble's
     comparison) and right otherwise; a missing value (NaN, or with
-    ``zero_missing[i]`` also ``|x| <= 1e-35``) goes left iff
+    ``zero_missing[i]`` also ``|x| <= ZERO_MISSING_THRESHOLD``, float32 1e-35) goes left iff
     ``missing_left[i]``.  At a categorical node the category ``c`` (``x``
     rounded as the ensemble says) goes left iff bit ``c`` of
     ``cat_bitset[i]`` is set; a category that is negative or beyond the bitset
@@ -257,7 +261,8 @@ class TreeEnsemble(Op):
     is the sum, or the mean over the trees that write to each column.
     ``compare_dtype`` is the precision the original library compares in: the
     input is rounded to it before any split.  Categories are ``floor(x)`` or
-    ``trunc(x)`` of the feature value (``category_rounding``).
+    ``trunc(x)`` of the feature value, or with ``"exact"`` only integral values
+    (any other value is an unknown category) (``category_rounding``).
     """
 
     kind: ClassVar[str] = "tree_ensemble"
@@ -270,7 +275,7 @@ class TreeEnsemble(Op):
     tree_output: np.ndarray | None = None  # int32 (n_trees,)
     aggregation: Literal["sum", "mean"] = "sum"
     post_transform: PostTransform = IDENTITY  # type: ignore[assignment]
-    category_rounding: Literal["floor", "trunc"] = "trunc"
+    category_rounding: Literal["floor", "trunc", "exact"] = "trunc"
 
     def __post_init__(self) -> None:
         s = object.__setattr__
@@ -285,8 +290,8 @@ class TreeEnsemble(Op):
             raise ValueError(f"compare_dtype must be one of {DTYPES}, got {self.compare_dtype!r}")
         if self.aggregation not in ("sum", "mean"):
             raise ValueError(f"aggregation must be 'sum' or 'mean', got {self.aggregation!r}")
-        if self.category_rounding not in ("floor", "trunc"):
-            raise ValueError(f"category_rounding must be 'floor' or 'trunc', got {self.category_rounding!r}")
+        if self.category_rounding not in ("floor", "trunc", "exact"):
+            raise ValueError(f"category_rounding must be 'floor', 'trunc' or 'exact', got {self.category_rounding!r}")
         base = np.broadcast_to(np.asarray(self.base_score, dtype=np.float64), (self.n_outputs,))
         s(self, "base_score", _arr(base, np.float64, 1))
         if self.tree_output is not None:
@@ -414,7 +419,8 @@ class Scaler(Op):
 
 @dataclass(frozen=True, eq=False)
 class Normalizer(Op):
-    """Row-wise ``x / norm(x)`` (norm ``l1``, ``l2`` or ``max``; zero rows are left as they are)."""
+    """Row-wise ``x / norm(x)`` (norm ``l1``, ``l2`` or ``max``); as scikit-learn, rows whose norm is
+    below ``10 * eps`` (float64) are left as they are."""
 
     kind: ClassVar[str] = "normalizer"
     n_features: int

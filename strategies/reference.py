@@ -12,6 +12,7 @@ import numpy as np
 
 from .inputs import as_2d_float
 from .ir import (
+    NORM_TINY,
     ZERO_MISSING_THRESHOLD,
     Graph,
     Imputer,
@@ -78,7 +79,10 @@ def apply_post_transform(pt: PostTransform, raw: np.ndarray) -> np.ndarray:
         return np.exp(raw)
     if pt.kind == "ovr_normalize":
         p = _expit(raw)
-        return p if p.shape[1] == 1 else p / p.sum(axis=1, keepdims=True)
+        if p.shape[1] == 1:
+            return p
+        s = p.sum(axis=1, keepdims=True)
+        return np.where(s == 0, 1.0 / p.shape[1], p / np.where(s == 0, 1.0, s))
     if pt.kind == "isolation":
         return -(2.0 ** (-raw / pt.param))
     raise ValueError(f"unknown post-transform {pt.kind!r}")
@@ -96,7 +100,7 @@ def _normalize(x: np.ndarray, norm: str) -> np.ndarray:
         n = np.sqrt(np.einsum("ij,ij->i", x, x))
     else:
         n = np.max(np.abs(x), axis=1) if x.shape[1] else np.zeros(x.shape[0])
-    n[n == 0.0] = 1.0
+    n[n < NORM_TINY] = 1.0
     return x / n[:, None]
 
 
@@ -145,6 +149,8 @@ def _category_left(tree: Tree, node: np.ndarray, v: np.ndarray, rounding: str) -
     with np.errstate(invalid="ignore"):
         c = np.floor(v) if rounding == "floor" else np.trunc(v)
         valid = ~nan & (c >= 0) & (c < 32 * words)
+        if rounding == "exact":
+            valid &= c == v
     idx = np.where(valid, c, 0).astype(np.int64)
     bit = (tree.cat_bitset[node, idx >> 5] >> (idx & 31).astype(np.uint32)) & 1
     return np.where(nan, tree.missing_left[node], np.where(valid, bit.astype(bool), tree.cat_unknown_left[node]))

@@ -25,7 +25,9 @@ def split_points(op: TreeEnsemble) -> tuple[dict[int, np.ndarray], dict[int, int
         if tree.is_categorical is not None:
             for f in np.unique(tree.feature[tree.is_categorical]):
                 cats[int(f)] = max(cats.get(int(f), 0), 32 * tree.cat_bitset.shape[1])
-    return {f: np.unique(np.concatenate(v)) for f, v in thr.items()}, cats
+    finite = {f: np.unique(np.concatenate(v)) for f, v in thr.items()}
+    finite = {f: t[np.isfinite(t)] for f, t in finite.items()}
+    return {f: t for f, t in finite.items() if t.size}, cats
 
 
 def sample_inputs(

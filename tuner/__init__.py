@@ -10,11 +10,17 @@ from strategies.errors import (
 
 __version__ = "0.1.0"
 
+from .api import compile, load_artifact  # noqa: E402
+from .predictor import Predictor  # noqa: E402
+
 __all__ = [
     "ArtifactIntegrityError",
     "InvalidConfigError",
     "NotTunedError",
     "TunebirdError",
+    "Predictor",
     "UnsupportedModelError",
     "__version__",
+    "compile",
+    "load_artifact",
 ]

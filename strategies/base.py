@@ -1,0 +1,119 @@
+"""Strategies declare their knobs as data; the tuner, cost model and records read the declaration.
+
+A :class:`Strategy` is one way to compute one operator kind as tensors.  Its
+``knobs`` are the search space (name, allowed values, default); adding a knob
+is one edit to that tuple.  ``unsupported_reason`` / ``invalid_reason`` prune
+the space by rule before anything is built.
+"""
+
+from __future__ import annotations
+
+from abc import ABC
+from dataclasses import dataclass
+from typing import Any, ClassVar, Mapping
+
+from .errors import InvalidConfigError
+from .ir import Op
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One tunable parameter: a name, its allowed values (in order) and a default."""
+
+    name: str
+    values: tuple[Any, ...]
+    default: Any
+    help: str = ""
+
+    def __post_init__(self) -> None:
+        if self.default not in self.values:
+            raise ValueError(f"knob {self.name!r}: default {self.default!r} is not among {self.values}")
+
+    def check(self, value: Any, owner: str) -> Any:
+        if value not in self.values:
+            raise InvalidConfigError(
+                f"{owner}: knob {self.name!r} must be one of {list(self.values)}, got {value!r}"
+            )
+        return value
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "values": list(self.values), "default": self.default, "help": self.help}
+
+
+class Strategy(ABC):
+    """One tensor implementation of an operator kind.
+
+    Lifecycle: the class is registered once (``register``); the tuner asks
+    ``unsupported_reason(op)`` to filter strategies for an operator, enumerates
+    ``knobs``, prunes with ``invalid_reason``, and a backend of the strategy's
+    ``family`` builds it.  Strategies hold no state.
+    """
+
+    name: ClassVar[str]
+    op_kind: ClassVar[str]
+    family: ClassVar[str]  # "torch": builds a torch.nn.Module; "tir": builds TensorIR
+    knobs: ClassVar[tuple[Knob, ...]] = ()
+
+    @classmethod
+    def unsupported_reason(cls, op: Op) -> str | None:
+        """Why this strategy cannot compute ``op`` at all, or None."""
+        return None
+
+    @classmethod
+    def invalid_reason(cls, op: Op, knobs: Mapping[str, Any]) -> str | None:
+        """Why this knob combination is invalid for ``op`` (pruned before measuring), or None."""
+        return None
+
+    @classmethod
+    def resolve_knobs(cls, given: Mapping[str, Any]) -> dict[str, Any]:
+        """Defaults filled in; unknown names and values rejected with the allowed ones named."""
+        names = {k.name: k for k in cls.knobs}
+        unknown = sorted(set(given) - set(names))
+        if unknown:
+            raise InvalidConfigError(
+                f"strategy {cls.name!r} has no knob(s) {unknown}; its knobs are {sorted(names) or 'none'}"
+            )
+        return {k.name: k.check(given.get(k.name, k.default), f"strategy {cls.name!r}") for k in cls.knobs}
+
+
+_REGISTRY: dict[str, type[Strategy]] = {}
+
+
+def register(cls: type[Strategy]) -> type[Strategy]:
+    """Class decorator: add a strategy to the table."""
+    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
+        raise ValueError(f"strategy {cls.name!r} registered twice")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def _load_all() -> None:
+    # Importing the modules registers their strategies.
+    import importlib
+
+    for name in ("linear", "preprocessing", "trees.gemm", "trees.traversal", "trees.tiled_traversal"):
+        try:
+            importlib.import_module(f"{__package__}.{name}")
+        except ModuleNotFoundError as e:  # TEMP while tiled_traversal is being written
+            if not e.name.endswith("tiled_traversal"):
+                raise
+
+
+def strategies_for(op_kind: str) -> list[type[Strategy]]:
+    _load_all()
+    return [s for s in _REGISTRY.values() if s.op_kind == op_kind]
+
+
+def get_strategy(name: str, op_kind: str | None = None) -> type[Strategy]:
+    _load_all()
+    cls = _REGISTRY.get(name)
+    if cls is None or (op_kind is not None and cls.op_kind != op_kind):
+        allowed = sorted(s.name for s in _REGISTRY.values() if op_kind is None or s.op_kind == op_kind)
+        what = f" for {op_kind}" if op_kind else ""
+        raise InvalidConfigError(f"unknown strategy {name!r}{what}; expected one of {allowed}")
+    return cls
+
+
+def all_strategies() -> dict[str, type[Strategy]]:
+    _load_all()
+    return dict(_REGISTRY)

@@ -1,0 +1,156 @@
+"""Configs (plain JSON-able dicts) -> compiled tasks.
+
+A config names one choice for a task (a short chain of ops)::
+
+    {"strategy": "perfect_tree_traversal", "backend": "torch", "threads": 2,
+     "batch_size": 4096, "fuse_post": true, "knobs": {"x_layout": "gather"}}
+
+``strategy`` applies to the task's main op (its tree ensemble or linear model);
+the other ops use their single implementation.  ``knobs`` holds the strategy's
+and the backend's knobs.  ``fuse_post`` false runs the last post-transform in
+NumPy after the program instead of inside it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from . import reference
+from .backends._tvm_runtime import usable_cores
+from .backends.base import BuildRequest, Program, get_backend
+from .base import get_strategy, strategies_for
+from .errors import InvalidConfigError
+from .ir import Op, TreeEnsemble
+from .torch_ops import main_op_index
+
+log = logging.getLogger(__name__)
+
+CONFIG_KEYS = ("strategy", "backend", "threads", "batch_size", "fuse_post", "knobs")
+
+DEFAULT_BATCH = {
+    "gemm": 1024,
+    "tree_traversal": 4096,
+    "perfect_tree_traversal": 4096,
+    "tiled_traversal": 65536,
+}
+DEFAULT_BACKEND = {"torch": "torch", "tir": "tvm-tir"}
+
+
+def default_strategy(op: Op) -> str:
+    """The untuned choice for an op.
+
+    Tree ensembles follow Hummingbird's rule (gemm for depth <= 3,
+    perfect_tree_traversal for depth <= 10, tree_traversal otherwise): the
+    published heuristic, kept as the baseline that tuning is measured against.
+    """
+    if isinstance(op, TreeEnsemble):
+        if op.max_depth <= 3 and get_strategy("gemm").unsupported_reason(op) is None:
+            return "gemm"
+        if op.max_depth <= 10 and get_strategy("perfect_tree_traversal").unsupported_reason(op) is None:
+            return "perfect_tree_traversal"
+        return "tree_traversal"
+    options = strategies_for(op.kind)
+    if not options:
+        raise InvalidConfigError(f"no strategy computes operator {op.kind!r}")
+    return options[0].name
+
+
+def resolve_config(ops: Sequence[Op], given: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Fill in defaults and validate; errors name the allowed values."""
+    given = dict(given or {})
+    unknown = sorted(set(given) - set(CONFIG_KEYS))
+    if unknown:
+        raise InvalidConfigError(f"unknown config key(s) {unknown}; expected {list(CONFIG_KEYS)}")
+    main = ops[main_op_index(ops)]
+    backend_name = given.get("backend")
+    strategy_name = given.get("strategy")
+    if strategy_name is None:
+        strategy_name = default_strategy(main)
+        if backend_name is not None and get_backend(backend_name).family != get_strategy(strategy_name).family:
+            fam = get_backend(backend_name).family
+            fitting = [s.name for s in strategies_for(main.kind) if s.family == fam]
+            if not fitting:
+                raise InvalidConfigError(f"backend {backend_name!r} has no strategy for {main.kind}")
+            strategy_name = fitting[0]
+    strat = get_strategy(strategy_name, main.kind)
+    if backend_name is None:
+        backend_name = DEFAULT_BACKEND[strat.family]
+    backend = get_backend(backend_name)
+    if backend.family != strat.family:
+        allowed = sorted(n for n, b in _backends().items() if b.family == strat.family)
+        raise InvalidConfigError(
+            f"strategy {strat.name!r} runs on backend(s) {allowed}, not on {backend_name!r}"
+        )
+    reason = backend.unavailable_reason()
+    if reason:
+        raise InvalidConfigError(f"backend {backend_name!r} is not available: {reason}")
+
+    knobs = dict(given.get("knobs") or {})
+    backend_knobs = {k.name: k for k in backend.knobs}
+    strat_given = {k: v for k, v in knobs.items() if k not in backend_knobs}
+    resolved = strat.resolve_knobs(strat_given)
+    for name, knob in backend_knobs.items():
+        resolved[name] = knob.check(knobs.get(name, knob.default), f"backend {backend_name!r}")
+
+    reason = strat.unsupported_reason(main) or strat.invalid_reason(main, resolved)
+    if reason:
+        raise InvalidConfigError(f"strategy {strat.name!r} cannot serve this model: {reason}")
+
+    threads = given.get("threads") or usable_cores()
+    batch = given.get("batch_size") or DEFAULT_BATCH.get(strat.name, 65536)
+    for name, value in (("threads", threads), ("batch_size", batch)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+            raise InvalidConfigError(f"{name} must be a positive integer, got {value!r}")
+    fuse = given.get("fuse_post", True)
+    if not isinstance(fuse, bool):
+        raise InvalidConfigError(f"fuse_post must be true or false, got {fuse!r}")
+    return {
+        "strategy": strat.name, "backend": backend_name, "threads": int(threads),
+        "batch_size": int(batch), "fuse_post": fuse, "knobs": resolved,
+    }
+
+
+def _backends():
+    from .backends.base import all_backends
+
+    return all_backends()
+
+
+class CompiledTask:
+    """A task's ops and resolved config; builds one program per requested value, lazily."""
+
+    def __init__(self, ops: Sequence[Op], config: Mapping[str, Any], programs: Mapping[str, Program] | None = None):
+        self.ops = tuple(ops)
+        self.config = dict(config)
+        self.programs: dict[str, Program] = dict(programs or {})
+
+    def program_key(self, output: str) -> str:
+        """Which program serves ``output``: unfused post-transforms reuse the raw program."""
+        if output == "out" and not self.config["fuse_post"] and not self.ops[-1].post_transform.is_identity:
+            return "raw"
+        return output
+
+    def program(self, output: str = "out") -> Program:
+        key = self.program_key(output)
+        prog = self.programs.get(key)
+        if prog is None:
+            backend = get_backend(self.config["backend"])()
+            prog = backend.build(BuildRequest(self.ops, self.config, key))
+            self.programs[key] = prog
+        return prog
+
+    def __call__(self, x: np.ndarray, output: str = "out") -> np.ndarray:
+        prog = self.program(output)
+        if x.dtype != prog.input_dtype or not x.flags.c_contiguous:
+            x = np.ascontiguousarray(x, dtype=prog.input_dtype)
+        y = prog(x)
+        if output == "out" and self.program_key(output) == "raw":
+            y = reference.apply_post_transform(self.ops[-1].post_transform, y)
+        return y
+
+    @property
+    def input_dtype(self) -> np.dtype:
+        return self.program("out").input_dtype

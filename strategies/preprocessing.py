@@ -1,0 +1,96 @@
+"""Preprocessing operators as elementwise tensor ops, in float64 like scikit-learn."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from .base import Knob, Strategy, register
+from .ir import NORM_TINY, Imputer, Normalizer, Op, Scaler
+
+
+class ScalerModule(nn.Module):
+    def __init__(self, op: Scaler):
+        super().__init__()
+        self.mul_add = op.mode == "mul_add"
+        self.register_buffer("offset", torch.from_numpy(op.offset.copy()))
+        self.register_buffer("scale", torch.from_numpy(op.scale.copy()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(torch.float64)
+        if self.mul_add:
+            return x * self.scale + self.offset
+        return (x - self.offset) / self.scale
+
+
+class NormalizerModule(nn.Module):
+    def __init__(self, op: Normalizer):
+        super().__init__()
+        self.norm = op.norm
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(torch.float64)
+        if self.norm == "l1":
+            n = x.abs().sum(dim=1, keepdim=True)
+        elif self.norm == "l2":
+            n = torch.sqrt((x * x).sum(dim=1, keepdim=True))
+        else:
+            n = x.abs().amax(dim=1, keepdim=True)
+        return x / torch.where(n < NORM_TINY, torch.ones_like(n), n)
+
+
+class ImputerModule(nn.Module):
+    def __init__(self, op: Imputer):
+        super().__init__()
+        self.nan = bool(np.isnan(op.missing_value))
+        self.missing_value = op.missing_value
+        self.register_buffer("fill", torch.from_numpy(op.fill.copy()))
+        self.register_buffer("keep", torch.from_numpy(op.keep.astype(np.int64)))
+        self.keep_all = bool(np.array_equal(op.keep, np.arange(op.fill.shape[0])))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(torch.float64)
+        missing = torch.isnan(x) if self.nan else (x == self.missing_value)
+        y = torch.where(missing, self.fill, x)
+        return y if self.keep_all else y.index_select(1, self.keep)
+
+
+@register
+class Elementwise(Strategy):
+    """Scaler / imputer as one broadcast elementwise expression (float64)."""
+
+    name = "elementwise"
+    op_kind = "scaler"
+    family = "torch"
+
+    @classmethod
+    def build_module(cls, op: Op, knobs: Mapping[str, Any]) -> nn.Module:
+        return ScalerModule(op)  # type: ignore[arg-type]
+
+
+@register
+class ImputeWhere(Strategy):
+    name = "impute_where"
+    op_kind = "imputer"
+    family = "torch"
+
+    @classmethod
+    def build_module(cls, op: Op, knobs: Mapping[str, Any]) -> nn.Module:
+        return ImputerModule(op)  # type: ignore[arg-type]
+
+
+@register
+class RowNorm(Strategy):
+    name = "row_norm"
+    op_kind = "normalizer"
+    family = "torch"
+
+    @classmethod
+    def build_module(cls, op: Op, knobs: Mapping[str, Any]) -> nn.Module:
+        return NormalizerModule(op)  # type: ignore[arg-type]
+
+
+__all__ = ["Elementwise", "ImputeWhere", "RowNorm", "Knob"]

@@ -1,0 +1,142 @@
+"""The Predictor: a compiled model with the original model's methods."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from strategies.compile import CompiledTask
+from strategies.inputs import as_2d_float
+from strategies.model import ConvertedModel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Plan:
+    """Compiled tasks covering the graph's ops in order; ``tuned_batch`` is the batch size it was chosen for."""
+
+    tasks: tuple[CompiledTask, ...]
+    tuned_batch: int | None = None
+
+    def configs(self) -> list[dict[str, Any]]:
+        return [t.config for t in self.tasks]
+
+
+class _Method:
+    """Descriptor: the method exists on a predictor only when the original model has it."""
+
+    def __init__(self, name: str, doc: str):
+        self.name = name
+        self.__doc__ = doc
+
+    def __get__(self, obj: "Predictor | None", owner: type) -> Any:
+        if obj is None:
+            return self
+        if self.name not in obj.model.head.methods:
+            raise AttributeError(f"{obj.model.source} has no method {self.name!r}; it has {', '.join(obj.model.head.methods)}")
+        bound = functools.partial(obj._call, self.name)
+        obj.__dict__[self.name] = bound  # cache: later lookups skip the descriptor
+        return bound
+
+
+class Predictor:
+    """Runs a converted model through compiled programs; same methods and outputs as the original.
+
+    ``plans`` holds one or more plans; a call uses the plan tuned for the batch
+    size nearest (in log scale) to its number of rows.  Inputs: NumPy arrays
+    (float32/float64/int), pandas DataFrames, torch tensors.  Large inputs run in
+    chunks of each task's ``batch_size``.
+    """
+
+    predict = _Method("predict", "Predict labels or values, like the original model's ``predict``.")
+    predict_proba = _Method("predict_proba", "Class probabilities, like the original's ``predict_proba``.")
+    decision_function = _Method("decision_function", "Raw scores, like the original's ``decision_function``.")
+    transform = _Method("transform", "Transformed features, like the original's ``transform``.")
+    score_samples = _Method("score_samples", "Anomaly scores, like the original's ``score_samples``.")
+
+    def __init__(self, model: ConvertedModel, plans: Sequence[Plan], *, tuned: bool = False, origin: str = "compile"):
+        if not plans:
+            raise ValueError("a predictor needs at least one plan")
+        self.model = model
+        self.plans = sorted(plans, key=lambda p: p.tuned_batch or 0)
+        self.tuned = tuned
+        self.origin = origin
+
+    # ---- sklearn-like surface
+    @property
+    def classes_(self) -> np.ndarray:
+        if self.model.head.classes is None:
+            raise AttributeError(f"{self.model.source} has no classes_")
+        return self.model.head.classes
+
+    @property
+    def n_features_in_(self) -> int:
+        return self.model.input.n_features
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        return self.model.head.methods
+
+    def __repr__(self) -> str:
+        cfgs = "; ".join(
+            f"batch {p.tuned_batch or 'any'}: " + " + ".join(f"{c['strategy']}@{c['backend']}" for c in p.configs())
+            for p in self.plans
+        )
+        return f"<Predictor {self.model.source} ({'tuned' if self.tuned else 'untuned'}) {cfgs}>"
+
+    # ---- running
+    def plan_for(self, n: int) -> Plan:
+        if len(self.plans) == 1 or n <= 0:
+            return self.plans[0]
+        return min(self.plans, key=lambda p: abs(math.log(max(n, 1)) - math.log(p.tuned_batch or n)))
+
+    def _call(self, method: str, X: Any) -> np.ndarray:
+        X = as_2d_float(X, self.model.input, what=self.model.source)
+        source = self.model.head.source(method)
+        return self.model.head.finish(method, self.run(X, source))
+
+    def run(self, X: np.ndarray, output: str = "out") -> np.ndarray:
+        """The graph's ``out`` (or ``raw``) value for a validated 2-D float array."""
+        n = X.shape[0]
+        if n == 0:
+            return np.zeros((0, self.model.graph.n_outputs), dtype=np.float64)
+        plan = self.plan_for(n)
+        v = X
+        last = len(plan.tasks) - 1
+        for i, task in enumerate(plan.tasks):
+            v = _chunked(task, v, output if i == last else "out")
+        return v
+
+    def warm_up(self) -> "Predictor":
+        """Build every program the model's methods need (compilation happens lazily otherwise)."""
+        for plan in self.plans:
+            for i, task in enumerate(plan.tasks):
+                outs = {self.model.head.source(m) for m in self.methods} if i == len(plan.tasks) - 1 else {"out"}
+                for out in outs:
+                    task.program(out)
+        return self
+
+    def save(self, path: str) -> str:
+        """Write a self-contained artifact file (see ``tuner.artifact``); returns its SHA-256."""
+        from .artifact import save_predictor
+
+        return save_predictor(self, path)
+
+
+def _chunked(task: CompiledTask, x: np.ndarray, output: str) -> np.ndarray:
+    bs = task.config["batch_size"]
+    n = x.shape[0]
+    if n <= bs:
+        return task(x, output)
+    first = task(x[:bs], output)
+    out = np.empty((n,) + first.shape[1:], dtype=first.dtype)
+    out[:bs] = first
+    for s in range(bs, n, bs):
+        out[s : s + bs] = task(x[s : s + bs], output)
+    return out
