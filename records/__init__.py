@@ -36,8 +36,9 @@ from .database import (
     WorkloadRecord,
     config_hash,
 )
+from .engine import DEFAULT_PATH, ENV_VAR, resolve_url
 from .migrate import SCHEMA_VERSION
-from .sql import DEFAULT_PATH, ENV_VAR, SQLDatabase, resolve_url
+from .sql import SQLDatabase
 
 
 def open_database(db: str | os.PathLike[str] | Database | None = None, **options: Any) -> Database:

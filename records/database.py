@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 import enum
+import functools
 import hashlib
 import json
 import math
@@ -70,6 +71,7 @@ def config_hash(config: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical_json(dict(config)).encode()).hexdigest()
 
 
+@functools.cache
 def tunebird_version() -> str:
     """The installed tunebird's version, without importing ``tuner``."""
     try:
@@ -302,7 +304,14 @@ class Database(abc.ABC):
     Thread-safety: one instance may be used from several threads (each call
     runs in its own transaction).  Each process opens its own instance; several
     processes may write to one database at the same time.
+
+    Every method raises RuntimeError once the database is closed, and lets a
+    failure to reach the database through (``sqlalchemy.exc.OperationalError``).
+    Arguments that are not what a method expects raise TypeError or ValueError
+    naming what was given.
     """
+
+    url: str  # where the database is, for messages (never with a password)
 
     # ---- lifecycle
     @abc.abstractmethod
@@ -326,7 +335,7 @@ class Database(abc.ABC):
 
     @abc.abstractmethod
     def get_device(self, fingerprint: str) -> DeviceRecord | None:
-        """The device with this fingerprint, or None."""
+        """The device with this fingerprint, or None (never raises for an unknown one)."""
 
     @abc.abstractmethod
     def devices(self) -> list[DeviceRecord]:
@@ -334,11 +343,15 @@ class Database(abc.ABC):
 
     @abc.abstractmethod
     def register_workload(self, workload: WorkloadRecord) -> WorkloadRecord:
-        """Store a workload unless its hash is known; return the stored record."""
+        """Store a workload unless its hash is known; return the stored record.
+
+        Raises:
+            TypeError: ``workload`` is not a WorkloadRecord.
+        """
 
     @abc.abstractmethod
     def get_workload(self, workload_hash: str) -> WorkloadRecord | None:
-        """The workload with this hash, or None."""
+        """The workload with this hash, or None (never raises for an unknown one)."""
 
     @abc.abstractmethod
     def workloads(self) -> list[WorkloadRecord]:
@@ -351,6 +364,7 @@ class Database(abc.ABC):
 
         Raises:
             RecordNotFoundError: its workload or device is not registered.
+            TypeError: ``trial`` is not a TrialRecord.
         """
 
     @abc.abstractmethod
@@ -359,6 +373,7 @@ class Database(abc.ABC):
 
         Raises:
             RecordNotFoundError: a workload or device is not registered (nothing is added).
+            TypeError: an item is not a TrialRecord (nothing is added).
         """
 
     @abc.abstractmethod
@@ -414,6 +429,8 @@ class Database(abc.ABC):
 
         Raises:
             RecordNotFoundError: the workload or device is not registered.
+            TypeError, ValueError: ``payload`` is not bytes, ``format`` is not a short name,
+                or a hash, batch size or config is malformed.
         """
 
     @abc.abstractmethod
@@ -458,6 +475,7 @@ class Database(abc.ABC):
 
         Raises:
             RecordNotFoundError: the device is not registered.
+            ValueError: ``name`` is empty or too long, or ``n_trials`` is negative.
         """
 
     @abc.abstractmethod
@@ -473,7 +491,11 @@ class Database(abc.ABC):
         """
 
     def load_cost_model(self, device_fingerprint: str, name: str) -> tuple[CostModelRecord, bytes] | None:
-        """The newest cost model of this name for the device and its payload, or None."""
+        """The newest cost model of this name for the device and its payload, or None.
+
+        Raises:
+            strategies.errors.ArtifactIntegrityError: the payload's SHA-256 differs from the record's.
+        """
         found = self.cost_models(device_fingerprint, name)
         if not found:
             return None

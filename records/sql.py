@@ -1,10 +1,10 @@
 """The SQL implementation of :class:`records.Database` (SQLite, PostgreSQL, any SQLAlchemy URL).
 
-SQLite files run in WAL mode with a busy timeout; every write transaction
-starts with ``BEGIN IMMEDIATE`` (so two writers queue instead of failing
-half-way) and is retried when the database stays locked.  ``synchronous=NORMAL``
-keeps every commit across a killed process; a power cut may roll back the
-last commits but never corrupts the file.
+Every call runs in its own transaction, retried while the database is
+locked or a transaction was chosen as a deadlock victim (see
+:mod:`records.engine`).  Inserts skip rows whose key is taken
+(``ON CONFLICT DO NOTHING`` on SQLite and PostgreSQL, a savepoint per row
+elsewhere), which is what makes every write idempotent.
 
 Artifact payloads go to a content-addressed directory beside a SQLite file
 (``tunebird.db.artifacts/ab/abcdef…``) and into the database otherwise, so a
@@ -23,12 +23,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import URL, Engine, create_engine, event, func, insert, make_url, select
+from sqlalchemy import func, insert, make_url, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
-from sqlalchemy.pool import StaticPool
 
 from strategies.errors import ArtifactIntegrityError
 
@@ -45,6 +44,7 @@ from .database import (
     check_hash,
     utcnow,
 )
+from .engine import is_transient, make_engine, resolve_url, sqlite_file
 from .migrate import prepare_schema
 from .models import ArtifactModel, Base, CostModelModel, DeviceModel, PayloadModel, TrialModel, WorkloadModel
 from .store import IN_DATABASE, FileStore, sha256_hex, verify_payload
@@ -53,72 +53,10 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-ENV_VAR = "TUNEBIRD_DB"
-DEFAULT_PATH = "tunebird.db"
-BUSY_TIMEOUT_S = 60.0
 _ATTEMPTS = 10
 _TRIAL_KEY = ("workload_hash", "device_fingerprint", "batch_size", "config_hash")
 _ARTIFACT_KEY = (*_TRIAL_KEY, "format")
 _COST_MODEL_KEY = ("device_fingerprint", "name", "sha256")
-_TRANSIENT_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock (PostgreSQL)
-
-
-def resolve_url(db: str | os.PathLike[str] | None = None) -> str:
-    """The SQLAlchemy URL for ``db``: a URL as it is, a path as SQLite, None as ``$TUNEBIRD_DB`` or ``./tunebird.db``."""
-    if db is None:
-        db = os.environ.get(ENV_VAR) or DEFAULT_PATH
-    text = os.fspath(db)
-    if "://" in text:
-        return text
-    if not text:
-        raise ValueError("expected a database path or SQLAlchemy URL, got an empty string")
-    return URL.create("sqlite", database=str(Path(text).expanduser().absolute())).render_as_string()
-
-
-def _sqlite_file(url: URL) -> Path | None:
-    database = url.database
-    if url.get_backend_name() != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
-        return None
-    return Path(database)
-
-
-def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
-    # Let SQLAlchemy's "begin" hook emit BEGIN: the sqlite3 module's own would skip reads and DDL.
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-        cursor.execute("PRAGMA foreign_keys = ON")
-        mode = cursor.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if mode != "wal":
-            logger.debug("SQLite journal mode is %s (WAL unavailable here)", mode)
-        cursor.execute("PRAGMA synchronous = NORMAL")
-    finally:
-        cursor.close()
-
-
-def _on_sqlite_begin(connection: Any) -> None:
-    write = connection.get_execution_options().get("tunebird_write", False)
-    connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
-
-
-def _make_engine(url: URL, echo: bool) -> Engine:
-    if url.get_backend_name() != "sqlite":
-        return create_engine(url, echo=echo, pool_pre_ping=True)
-    kwargs: dict[str, Any] = {"connect_args": {"timeout": BUSY_TIMEOUT_S, "check_same_thread": False}}
-    if _sqlite_file(url) is None:
-        kwargs["poolclass"] = StaticPool  # one in-memory database shared by every thread
-    engine = create_engine(url, echo=echo, **kwargs)
-    event.listen(engine, "connect", _on_sqlite_connect)
-    event.listen(engine, "begin", _on_sqlite_begin)
-    return engine
-
-
-def _transient(exc: DBAPIError) -> bool:
-    if getattr(exc.orig, "sqlstate", None) in _TRANSIENT_SQLSTATES:
-        return True
-    message = str(exc.orig).lower()
-    return "database is locked" in message or "database table is locked" in message or "busy" in message
 
 
 def _to_record(cls: type[T], row: Any, id_field: str | None = None) -> T:
@@ -166,7 +104,7 @@ class SQLDatabase(Database):
         echo: bool = False,
     ) -> None:
         self._url = make_url(resolve_url(url))
-        path = _sqlite_file(self._url)
+        path = sqlite_file(self._url)
         self.url = str(path) if path else self._url.render_as_string(hide_password=True)
         if artifact_store not in ("auto", "files", "database"):
             raise ValueError(f"artifact_store must be 'auto', 'files' or 'database', got {artifact_store!r}")
@@ -181,7 +119,7 @@ class SQLDatabase(Database):
                 raise RecordNotFoundError(f"cannot open {path}: the folder {path.parent} does not exist")
             if not create and not path.exists():
                 raise RecordNotFoundError(f"no tunebird tuning log at {path} (the file does not exist)")
-        self._engine = _make_engine(self._url, echo)
+        self._engine = make_engine(self._url, echo)
         self._writer = self._engine.execution_options(tunebird_write=True)
         self._closed = False
         self._known_workloads: set[str] = set()
@@ -212,7 +150,7 @@ class SQLDatabase(Database):
                     with session.begin():
                         return fn(session)
             except DBAPIError as exc:
-                if attempt == _ATTEMPTS or not _transient(exc):
+                if attempt == _ATTEMPTS or not is_transient(exc):
                     raise
                 logger.warning(
                     "%s is busy (%s); retrying (%d of %d)", self.url, str(exc.orig).strip(), attempt, _ATTEMPTS
@@ -253,10 +191,9 @@ class SQLDatabase(Database):
 
         Registered ones are remembered: this API never deletes them.
         """
-        for model, column, known, wanted, what, how in (
-            (WorkloadModel, WorkloadModel.workload_hash, self._known_workloads, set(workloads), "workload",
-             "register_workload"),
-            (DeviceModel, DeviceModel.fingerprint, self._known_devices, set(devices), "device", "register_device"),
+        for column, known, wanted, what, how in (
+            (WorkloadModel.workload_hash, self._known_workloads, set(workloads), "workload", "register_workload"),
+            (DeviceModel.fingerprint, self._known_devices, set(devices), "device", "register_device"),
         ):
             wanted -= known
             if not wanted:
@@ -539,4 +476,4 @@ def _trial_query(workload_hash: str, device_fingerprint: str, batch_size: int, c
     )
 
 
-__all__ = ["DEFAULT_PATH", "ENV_VAR", "SQLDatabase", "resolve_url"]
+__all__ = ["SQLDatabase"]

@@ -99,8 +99,10 @@ def resolve_config(ops: Sequence[Op], given: Mapping[str, Any] | None = None) ->
     if reason:
         raise InvalidConfigError(f"strategy {strat.name!r} cannot serve this model: {reason}")
 
-    threads = given.get("threads") or usable_cores()
-    batch = given.get("batch_size") or DEFAULT_BATCH.get(strat.name, 65536)
+    threads = given.get("threads")
+    threads = usable_cores() if threads is None else threads
+    batch = given.get("batch_size")
+    batch = DEFAULT_BATCH.get(strat.name, 65536) if batch is None else batch
     for name, value in (("threads", threads), ("batch_size", batch)):
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
             raise InvalidConfigError(f"{name} must be a positive integer, got {value!r}")

@@ -21,7 +21,7 @@ class LinearModule(nn.Module):
         self.register_buffer("bias", torch.from_numpy(op.intercept.copy()).to(self.dtype))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.addmm(self.bias, x.to(self.dtype), self.weight)
+        return torch.matmul(x.to(self.dtype), self.weight) + self.bias
 
 
 @register

@@ -10,10 +10,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -447,6 +450,26 @@ def test_a_killed_writer_leaves_every_committed_trial(url: str) -> None:
         assert n >= reported and n % 8 in (0, 1)  # batches are all or nothing
         assert sorted(t.config["i"] for t in database.trials(W1)) == list(range(n))
         database.add_trial(trial(W1, i=-1))  # and it is writable
+
+
+def test_sqlite_uses_wal_and_retries_while_locked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "t.db"
+    monkeypatch.setattr(records.engine, "BUSY_TIMEOUT_S", 0.05)  # give up waiting early, so the retry loop runs
+    with records.open_database(path) as database:
+        database.register_device(DEVICE)
+        database.register_workload(WorkloadRecord(W1))
+        holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        assert holder.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        holder.execute("BEGIN IMMEDIATE")
+        timer = threading.Timer(0.4, holder.rollback)
+        timer.start()
+        with caplog.at_level(logging.WARNING, logger="records.sql"):
+            database.add_trial(trial(a=1))
+        timer.join()
+        holder.close()
+        assert "is busy (database is locked); retrying" in caplog.text
+        assert len(database.trials()) == 1
 
 
 # --------------------------------------------------------------------------- schema versions

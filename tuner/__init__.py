@@ -1,4 +1,13 @@
-"""tunebird's user entry points: compile, tune, load."""
+"""tunebird's user entry points: compile, tune, load.
+
+Heavy modules (torch, tvm) are imported on first use of an entry point, so
+``tunebird records`` and ``import tuner.device`` start fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from strategies.errors import (
     ArtifactIntegrityError,
@@ -10,17 +19,30 @@ from strategies.errors import (
 
 __version__ = "0.1.0"
 
-from .api import compile, load_artifact  # noqa: E402
-from .predictor import Predictor  # noqa: E402
+_LAZY = {
+    "compile": "api",
+    "load_artifact": "api",
+    "Predictor": "predictor",
+    "tune": "tuning",
+    "load": "tuning",
+    "TuneReport": "tuning",
+}
 
 __all__ = [
     "ArtifactIntegrityError",
     "InvalidConfigError",
     "NotTunedError",
     "TunebirdError",
-    "Predictor",
     "UnsupportedModelError",
     "__version__",
-    "compile",
-    "load_artifact",
+    *_LAZY,
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tuner' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

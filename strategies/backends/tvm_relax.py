@@ -82,7 +82,7 @@ class TvmBackend(Backend):
     name = "tvm"
     family = "torch"
     serves = TORCH_OPS
-    knobs = (Knob("ms_trials", (0, 32, 128, 512), 0, "MetaSchedule trials per task (0: untuned)"),)
+    knobs = (Knob("ms_trials", (0, 8, 64, 512), 0, "MetaSchedule trials per task (0: untuned)"),)
 
     def build(self, request: BuildRequest) -> Program:
         import torch
