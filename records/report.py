@@ -39,6 +39,20 @@ def isa_summary(flags: tuple[str, ...]) -> str:
     return " ".join(plain + counted) or "-"
 
 
+def describe_config(config: dict) -> str:
+    """A config in one short line: ``strategy@backend threads=2 chunk=1024 knob=value ...``."""
+    if "strategy" not in config or "backend" not in config:
+        return json.dumps(config, sort_keys=True, separators=(",", ":"))
+    parts = [f"{config['strategy']}@{config['backend']}"]
+    for key, label in (("threads", "threads"), ("batch_size", "chunk")):
+        if key in config:
+            parts.append(f"{label}={config[key]}")
+    if config.get("fuse_post") is False:
+        parts.append("post=separate")
+    parts += [f"{k}={v}" for k, v in sorted(config.get("knobs", {}).items())]
+    return " ".join(parts)
+
+
 def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
@@ -80,7 +94,7 @@ def best_table(db: Database) -> Table:
         best = db.best_trials(w, d)
         for batch in sorted(b for ww, dd, b in total if (ww, dd) == (w, d)):
             t = best.get(batch)
-            config = json.dumps(t.config, sort_keys=True, separators=(",", ":")) if t else "(no ok trial)"
+            config = describe_config(t.config) if t else "(no ok trial)"
             rows.append((
                 w[:HASH_WIDTH], d[:HASH_WIDTH], str(batch),
                 format_seconds(t.latency_median_s if t else None),

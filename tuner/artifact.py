@@ -1,4 +1,11 @@
-"""Artifact files: a zip with a versioned JSON manifest, the model IR and each program's payload files.
+"""Artifact files: zips with a versioned JSON manifest and named payload files, each SHA-256 checked.
+
+Two kinds share one layout and one loader:
+
+* a *task artifact* holds one task's compiled programs and config (what the
+  records database stores per tuned task and batch size);
+* a *model artifact* (``Predictor.save``, ``tuner.load_artifact``) holds the
+  model IR and every plan's task artifacts.
 
 Every payload file's SHA-256 is listed in the manifest, and the manifest's
 ``sha256`` digests that list; loading checks all of them before any program is
@@ -16,11 +23,12 @@ import tempfile
 import time
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from strategies.backends.base import get_backend
 from strategies.compile import CompiledTask
 from strategies.errors import ArtifactIntegrityError
+from strategies.ir import Op, content_hash
 from strategies.model import ConvertedModel
 
 from .predictor import Plan, Predictor
@@ -44,41 +52,14 @@ def _device_json() -> dict[str, Any]:
     return current_device().to_dict()
 
 
-def artifact_bytes(pred: Predictor) -> bytes:
-    """Serialise a predictor (its built programs, building the ones its methods need first)."""
+def _pack(kind: str, meta: dict[str, Any], files: dict[str, bytes]) -> bytes:
     from . import __version__
 
-    pred.warm_up()
-    files: dict[str, bytes] = {"model.ir": pred.model.to_bytes()}
-    plans = []
-    with tempfile.TemporaryDirectory(prefix="tunebird-save-") as tmp:
-        for p, plan in enumerate(pred.plans):
-            tasks = []
-            for t, task in enumerate(plan.tasks):
-                progs = {}
-                for out, prog in task.programs.items():
-                    d = Path(tmp) / f"p{p}t{t}{out}"
-                    d.mkdir()
-                    meta = prog.save(d)
-                    names = []
-                    for f in sorted(d.iterdir()):
-                        files[f"{d.name}/{f.name}"] = f.read_bytes()
-                        names.append(f.name)
-                    progs[out] = {"dir": d.name, "files": names, "meta": meta}
-                tasks.append({"ops": _op_range(pred.model, task), "config": task.config, "programs": progs})
-            plans.append({"tuned_batch": plan.tuned_batch, "tasks": tasks})
     hashes = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
     manifest = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "tunebird_version": __version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "device": _device_json(),
-        "model": {"source": pred.model.source, "hash": pred.model.content_hash(), "methods": list(pred.methods)},
-        "tuned": pred.tuned,
-        "plans": plans,
-        "files": hashes,
-        "sha256": _digest(hashes),
+        "format": FORMAT, "format_version": FORMAT_VERSION, "kind": kind, "tunebird_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "device": _device_json(), **meta,
+        "files": hashes, "sha256": _digest(hashes),
     }
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
@@ -88,28 +69,8 @@ def artifact_bytes(pred: Predictor) -> bytes:
     return buf.getvalue()
 
 
-def _op_range(model: ConvertedModel, task: CompiledTask) -> list[int]:
-    ops = model.graph.ops
-    for s in range(len(ops)):
-        if ops[s : s + len(task.ops)] == task.ops:
-            return [s, s + len(task.ops)]
-    # folded or rewritten ops: store them with the task
-    raise ValueError("task ops are not a slice of the model graph")
-
-
-def save_predictor(pred: Predictor, path: str | Path) -> str:
-    data = artifact_bytes(pred)
-    Path(path).write_bytes(data)
-    return hashlib.sha256(data).hexdigest()
-
-
-def read_manifest(data: bytes) -> dict[str, Any]:
-    with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        return json.loads(zf.read("manifest.json"))
-
-
-def load_artifact_bytes(data: bytes, *, expected_sha256: str | None = None, what: str = "artifact") -> Predictor:
-    """Rebuild a predictor from artifact bytes, checking every payload hash first."""
+def _unpack(data: bytes, what: str, expected_sha256: str | None) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """Manifest and payload files, after every integrity check."""
     if expected_sha256 is not None:
         actual = hashlib.sha256(data).hexdigest()
         if actual != expected_sha256:
@@ -124,7 +85,8 @@ def load_artifact_bytes(data: bytes, *, expected_sha256: str | None = None, what
             raise ArtifactIntegrityError(f"{what}: format {manifest.get('format')!r}, expected {FORMAT!r}")
         if manifest.get("format_version", 0) > FORMAT_VERSION:
             raise ArtifactIntegrityError(
-                f"{what} has format version {manifest['format_version']}; this tunebird reads up to {FORMAT_VERSION}: upgrade tunebird"
+                f"{what} has format version {manifest['format_version']}; this tunebird reads up to "
+                f"{FORMAT_VERSION}: upgrade tunebird"
             )
         listed = manifest.get("files", {})
         if _digest(listed) != manifest.get("sha256"):
@@ -139,30 +101,113 @@ def load_artifact_bytes(data: bytes, *, expected_sha256: str | None = None, what
             if got != want:
                 raise ArtifactIntegrityError(f"{what}: payload {name} has SHA-256 {got}, the manifest says {want}")
             payload[name] = blob
+    return manifest, payload
+
+
+# --------------------------------------------------------------------------- tasks
+
+
+def _task_files(task: CompiledTask, prefix: str, tmp: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
+    files: dict[str, bytes] = {}
+    progs = {}
+    for out, prog in task.programs.items():
+        d = tmp / f"{prefix}{out}"
+        d.mkdir()
+        meta = prog.save(d)
+        names = []
+        for f in sorted(d.iterdir()):
+            files[f"{d.name}/{f.name}"] = f.read_bytes()
+            names.append(f.name)
+        progs[out] = {"dir": d.name, "files": names, "meta": meta}
+    return {"config": task.config, "programs": progs, "ops_hash": content_hash(("task", task.ops))}, files
+
+
+def _load_task(info: dict[str, Any], payload: dict[str, bytes], ops: Sequence[Op], workdir: Path, what: str) -> CompiledTask:
+    ops = tuple(ops)
+    if info.get("ops_hash") not in (None, content_hash(("task", ops))):
+        raise ArtifactIntegrityError(f"{what}: it was built for other operators than the ones given")
+    programs = {}
+    cls = get_backend(info["config"]["backend"]).program_class()
+    for out, p in info["programs"].items():
+        d = workdir / p["dir"]
+        d.mkdir(exist_ok=True)
+        for f in p["files"]:
+            (d / f).write_bytes(payload[f"{p['dir']}/{f}"])
+        programs[out] = cls.load(d, p["meta"])
+    return CompiledTask(ops, info["config"], programs)
+
+
+def task_artifact_bytes(task: CompiledTask) -> bytes:
+    """One task's built programs and config as artifact bytes."""
+    with tempfile.TemporaryDirectory(prefix="tunebird-save-") as tmp:
+        info, files = _task_files(task, "t", Path(tmp))
+    return _pack("task", {"task": info}, files)
+
+
+def load_task_artifact(data: bytes, ops: Sequence[Op], *, expected_sha256: str | None = None,
+                       what: str = "task artifact") -> CompiledTask:
+    """Rebuild a task from artifact bytes (integrity checked) for the operators ``ops``."""
+    manifest, payload = _unpack(data, what, expected_sha256)
+    if manifest.get("kind") != "task":
+        raise ArtifactIntegrityError(f"{what}: a {manifest.get('kind')!r} artifact, expected a task artifact")
+    with tempfile.TemporaryDirectory(prefix="tunebird-artifact-") as tmp:
+        return _load_task(manifest["task"], payload, ops, Path(tmp), what)
+
+
+# --------------------------------------------------------------------------- whole predictors
+
+
+def artifact_bytes(pred: Predictor) -> bytes:
+    """Serialise a predictor (building first the programs its methods need)."""
+    pred.warm_up()
+    files: dict[str, bytes] = {"model.ir": pred.model.to_bytes()}
+    plans = []
+    with tempfile.TemporaryDirectory(prefix="tunebird-save-") as tmp:
+        for p, plan in enumerate(pred.plans):
+            tasks = []
+            for t, task in enumerate(plan.tasks):
+                info, task_files = _task_files(task, f"p{p}t{t}", Path(tmp))
+                info["ops"] = _op_range(pred.model, task)
+                files.update(task_files)
+                tasks.append(info)
+            plans.append({"tuned_batch": plan.tuned_batch, "tasks": tasks})
+    meta = {
+        "model": {"source": pred.model.source, "hash": pred.model.content_hash(), "methods": list(pred.methods)},
+        "tuned": pred.tuned, "plans": plans,
+    }
+    return _pack("model", meta, files)
+
+
+def _op_range(model: ConvertedModel, task: CompiledTask) -> list[int]:
+    ops = model.graph.ops
+    for s in range(len(ops)):
+        if ops[s : s + len(task.ops)] == task.ops:
+            return [s, s + len(task.ops)]
+    raise ValueError("task ops are not a slice of the model graph")
+
+
+def save_predictor(pred: Predictor, path: str | Path) -> str:
+    data = artifact_bytes(pred)
+    Path(path).write_bytes(data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def load_artifact_bytes(data: bytes, *, expected_sha256: str | None = None, what: str = "artifact") -> Predictor:
+    """Rebuild a predictor from model-artifact bytes, checking every payload hash first."""
+    manifest, payload = _unpack(data, what, expected_sha256)
+    if manifest.get("kind", "model") != "model":
+        raise ArtifactIntegrityError(f"{what}: a {manifest.get('kind')!r} artifact, expected a model artifact")
     model = ConvertedModel.from_bytes(payload["model.ir"])
     if model.content_hash() != manifest["model"]["hash"]:
         raise ArtifactIntegrityError(f"{what}: model IR hash does not match the manifest")
+    # Programs are loaded into memory (dlopen, TorchScript, AOTI) before the files are removed.
     with tempfile.TemporaryDirectory(prefix="tunebird-artifact-") as tmp:
-        plans = _load_plans(manifest, payload, model, Path(tmp))
+        plans = []
+        for plan in manifest["plans"]:
+            tasks = tuple(
+                _load_task(info, payload, model.graph.ops[info["ops"][0] : info["ops"][1]], Path(tmp), what)
+                for info in plan["tasks"]
+            )
+            plans.append(Plan(tasks, plan.get("tuned_batch")))
     log.debug("loaded %s (%d plans) built on %s", what, len(plans), manifest.get("device", {}).get("cpu_model"))
     return Predictor(model, plans, tuned=bool(manifest.get("tuned")), origin="artifact")
-
-
-def _load_plans(manifest: dict[str, Any], payload: dict[str, bytes], model: ConvertedModel, workdir: Path) -> list[Plan]:
-    # Programs are loaded into memory (dlopen, TorchScript, AOTI) before the files are removed.
-    plans = []
-    for plan in manifest["plans"]:
-        tasks = []
-        for task in plan["tasks"]:
-            s, e = task["ops"]
-            programs = {}
-            for out, info in task["programs"].items():
-                d = workdir / info["dir"]
-                d.mkdir(exist_ok=True)
-                for f in info["files"]:
-                    (d / f).write_bytes(payload[f"{info['dir']}/{f}"])
-                cls = get_backend(task["config"]["backend"]).program_class()
-                programs[out] = cls.load(d, info["meta"])
-            tasks.append(CompiledTask(model.graph.ops[s:e], task["config"], programs))
-        plans.append(Plan(tuple(tasks), plan.get("tuned_batch")))
-    return plans

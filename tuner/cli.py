@@ -104,7 +104,13 @@ def _add_records(subparsers: argparse._SubParsersAction) -> None:
         a.set_defaults(handler=handler)
 
 
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_records]
+def _tune_commands() -> list[Callable[[argparse._SubParsersAction], None]]:
+    from .cli_tune import _add_bench, _add_tune
+
+    return [_add_tune, _add_bench]
+
+
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_records, *_tune_commands()]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -68,3 +68,31 @@ def main_task_index(tasks: list[Task]) -> int:
 def side_config(threads: int, batch_size: int) -> Mapping[str, Any]:
     """Config of a light task around the main one (preprocessing, or a post-transform split off)."""
     return {"backend": "torch", "threads": threads, "batch_size": batch_size}
+
+
+def enumerate_partitions(graph: Graph) -> list[list[Task]]:
+    """The fusion choices of a chain: preprocessing fused into the main op's task, or run as its own task.
+
+    (Post-transform fusion is a config field, ``fuse_post``, of the task that owns it.)
+    """
+    ops = graph.ops
+    main = main_op_index(ops)
+    whole = [Task(0, len(ops), ops)]
+    if main == 0 and len(ops) == 1:
+        return [whole]
+    split = []
+    if main > 0:
+        split.append(Task(0, main, ops[:main]))
+    split.append(Task(main, main + 1, ops[main : main + 1]))
+    if main + 1 < len(ops):
+        split.append(Task(main + 1, len(ops), ops[main + 1 :]))
+    return [whole, split]
+
+
+def unique_tasks(partitions: list[list[Task]]) -> list[Task]:
+    """Every distinct task (by workload hash) across the partitions, in first-seen order."""
+    seen: dict[str, Task] = {}
+    for part in partitions:
+        for t in part:
+            seen.setdefault(t.workload_hash, t)
+    return list(seen.values())

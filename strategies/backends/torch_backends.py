@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import warnings
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -102,12 +103,14 @@ class TorchScriptProgram(TorchProgram):
     kind = "torchscript"
 
     def save(self, directory: Path) -> dict[str, Any]:
-        torch.jit.save(self.fn, str(directory / "module.ts"))
+        with _quiet_jit():
+            torch.jit.save(self.fn, str(directory / "module.ts"))
         return self._meta()
 
     @classmethod
     def load(cls, directory: Path, meta: Mapping[str, Any]) -> "Program":
-        fn = torch.jit.load(str(directory / "module.ts"))
+        with _quiet_jit():
+            fn = torch.jit.load(str(directory / "module.ts"))
         return cls(fn, np.dtype(meta["input_dtype"]), meta["n_outputs"], meta["threads"])
 
 
@@ -125,7 +128,7 @@ class TorchScriptBackend(Backend):
         check_ops(self.name, request.ops, TORCH_OPS)
         module = build_task_module(request.ops, request.config, request.output).eval()
         ex = example_input(module, request.ops[0].input_type().width)
-        with torch.inference_mode(False), torch.no_grad():
+        with torch.inference_mode(False), torch.no_grad(), _quiet_jit():
             traced = torch.jit.trace(module, (ex,), check_trace=False)
             frozen = torch.jit.freeze(traced)
         return TorchScriptProgram(frozen, input_dtype_of(module), _n_outputs(request), request.threads)
@@ -133,6 +136,14 @@ class TorchScriptBackend(Backend):
     @classmethod
     def program_class(cls) -> type[Program]:
         return TorchScriptProgram
+
+
+@contextlib.contextmanager
+def _quiet_jit() -> Iterator[None]:
+    """torch 2.13 deprecates torch.jit; the torchscript backend uses it on purpose."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, message=r".*torch\.jit.*")
+        yield
 
 
 def export_dynamic(module: torch.nn.Module, example: torch.Tensor) -> "torch.export.ExportedProgram":

@@ -1,0 +1,191 @@
+"""The tuner end to end: tune -> records -> load in a fresh process; failures, invalid results, resume."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from contextlib import redirect_stdout
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fake_backends  # noqa: F401 - registers the "crashy" and "liar" backends in this process
+import records
+import strategies
+import tuner
+from tuner.measure import MeasureSettings
+from tuner.search import SearchSettings
+from tuner.testing import FakeMeasurer
+from zoo import ZOO, data
+
+FAST = MeasureSettings(warmup=1, min_repeats=3, min_seconds=0.02, timeout_s=60, preload=("fake_backends",))
+REPO = Path(__file__).resolve().parents[1]
+
+
+class PreferBackend:
+    """A ranker that puts one backend first, so a test knows what gets measured."""
+
+    def __init__(self, backend: str):
+        self.backend = backend
+
+    def predict(self, task, configs, batch):
+        return np.array([0.0 if c["backend"] == self.backend else 1.0 for c in configs])
+
+    def observe(self, *args):
+        pass
+
+
+def run_python(code: str, **env) -> str:
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), **env}, cwd=REPO)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout
+
+
+def test_end_to_end_tune_then_load_in_a_fresh_process(tmp_path):
+    import joblib
+
+    db = f"sqlite:///{tmp_path / 'tune.db'}"
+    rf = ZOO["sk_random_forest_clf"]()
+    xgbm = ZOO["xgb_binary_nan"]()
+    rf_path, xgb_path = tmp_path / "rf.joblib", tmp_path / "xgb.json"
+    joblib.dump(rf, rf_path)
+    xgbm.save_model(xgb_path)
+    X = data(n=400, nan=0.05, seed=9)
+    for model in (rf, str(xgb_path)):
+        report = tuner.tune(model, X, db=db, batch_sizes=(1, 64), trials=8, progress=False,
+                            backends=("torch", "torchscript"), measure_settings=FAST)
+        assert report.trials_measured == 8
+        assert set(report.tuned_latency_s) == {1, 64}
+        assert report.artifacts >= 2
+        assert all(s > 0 for s in report.speedup.values())
+    np.save(tmp_path / "X.npy", X)
+    out = run_python(f"""
+        import json, warnings, numpy as np, tuner
+        warnings.filterwarnings("error", message="nothing is tuned")  # no fallback to the untuned default
+        X = np.load({str(tmp_path / 'X.npy')!r})
+        rf = tuner.load({str(rf_path)!r}, db={db!r})
+        booster = tuner.load({str(xgb_path)!r}, db={db!r})  # an XGBoost .json file loads as a Booster
+        assert rf.tuned and booster.tuned, (rf, booster)
+        res = {{"rf": [rf.predict_proba(X).tolist(), rf.predict_proba(X[:1]).tolist(), rf.predict(X).tolist()],
+               "xgb": [booster.predict(X).tolist(), booster.decision_function(X).tolist()]}}
+        print(json.dumps(res))
+    """)
+    res = json.loads(out.strip().splitlines()[-1])
+    np.testing.assert_allclose(res["rf"][0], rf.predict_proba(X), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(res["rf"][2], rf.predict(X))
+    np.testing.assert_allclose(res["rf"][1], rf.predict_proba(X[:1]), rtol=1e-5, atol=1e-5)
+    booster = xgbm.get_booster()
+    np.testing.assert_allclose(res["xgb"][0], booster.inplace_predict(X), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(res["xgb"][1], booster.inplace_predict(X, predict_type="margin"), rtol=1e-5, atol=1e-5)
+
+    from tuner.cli import main
+
+    buf = io.StringIO()
+    with redirect_stdout(buf):
+        assert main(["records", "--db", db]) == 0
+    text = buf.getvalue()
+    assert "tree_ensemble" in text
+    assert any(s in text for s in ("perfect_tree_traversal", "gemm", "tree_traversal")), text
+
+
+def test_a_crashing_candidate_is_an_error_trial_and_the_run_goes_on(tmp_path):
+    db = f"sqlite:///{tmp_path / 'crash.db'}"
+    model = ZOO["xgb_binary_nan"]()
+    report = tuner.tune(model, db=db, batch_sizes=(64,), trials=5, progress=False, backends=("torch", "crashy"),
+                        ranker=PreferBackend("crashy"), measure_settings=FAST, settings=SearchSettings(per_round=2))
+    with records.open_database(db) as d:
+        trials = d.trials()
+    by_backend = {t.config["backend"]: t.status.value for t in trials}
+    assert by_backend.get("crashy") == "error", by_backend
+    crashed = [t for t in trials if t.status.value == "error"]
+    assert crashed and all("died" in (t.error or "") for t in crashed)
+    assert any(t.status.value == "ok" for t in trials)
+    assert report.chosen[64][0]["backend"] == "torch"
+
+
+def test_a_wrong_candidate_is_invalid_and_never_wins(tmp_path):
+    db = f"sqlite:///{tmp_path / 'liar.db'}"
+    model = ZOO["sk_gradient_boosting_clf"]()
+    report = tuner.tune(model, db=db, batch_sizes=(64,), trials=6, progress=False, backends=("torch", "liar"),
+                        ranker=PreferBackend("liar"), measure_settings=FAST, settings=SearchSettings(per_round=3))
+    with records.open_database(db) as d:
+        trials = d.trials()
+    liars = [t for t in trials if t.config["backend"] == "liar"]
+    assert liars and all(t.status.value == "invalid" for t in liars)
+    assert all("differ from the reference" in t.error for t in liars)
+    assert report.chosen[64][0]["backend"] == "torch"
+    pred = tuner.load(model, db=db)
+    X = data(n=50, seed=3)
+    np.testing.assert_allclose(pred.predict_proba(X), model.predict_proba(X), rtol=1e-5, atol=1e-5)
+
+
+def test_an_interrupted_tune_resumes_without_measuring_a_config_twice(tmp_path):
+    import joblib
+
+    db = f"sqlite:///{tmp_path / 'resume.db'}"
+    path = tmp_path / "m.joblib"
+    joblib.dump(ZOO["sk_extra_trees_reg"](), path)
+    code = f"""
+        import tuner
+        from tuner.testing import FakeMeasurer
+        tuner.tune({str(path)!r}, db={db!r}, batch_sizes=(1, 256), trials=10_000, progress=False,
+                   measurer=FakeMeasurer(delay_s=0.05))
+    """
+    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], cwd=REPO,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    deadline = time.monotonic() + 120
+    n_before = 0
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        if Path(tmp_path / "resume.db").exists():
+            with records.open_database(db) as d:
+                n_before = len(d.trials())
+            if n_before >= 12:
+                break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    assert n_before >= 12, "the first run recorded too few trials before the kill"
+    with records.open_database(db) as d:
+        before = {(t.batch_size, t.config_hash) for t in d.trials()}
+    fake = FakeMeasurer()
+    tuner.tune(str(path), db=db, batch_sizes=(1, 256), trials=15, progress=False, measurer=fake)
+    assert len(fake.calls) == 15
+    assert not {(b, records.config_hash(c)) for c, b in fake.calls} & before
+    with records.open_database(db) as d:
+        after = d.trials()
+    keys = [(t.batch_size, t.config_hash) for t in after]
+    assert len(keys) == len(set(keys)), "a config was recorded twice"
+    assert len(after) == len(before) + 15, "the rerun measured a config the first run had already measured"
+
+
+def test_load_without_tuning_warns_or_raises(tmp_path):
+    db = f"sqlite:///{tmp_path / 'empty.db'}"
+    model = ZOO["xgb_multiclass"]()
+    with pytest.warns(UserWarning, match="nothing is tuned"):
+        pred = tuner.load(model, db=db)
+    assert not pred.tuned
+    with pytest.raises(tuner.NotTunedError):
+        tuner.load(model, db=db, strict=True)
+
+
+def test_search_with_fake_measurer_finds_the_best_and_uses_the_budget(tmp_path):
+    db = f"sqlite:///{tmp_path / 'fake.db'}"
+    from strategies.testing import as_model, random_ensemble
+
+    model = as_model(random_ensemble(1, n_trees=10, depth=4))
+    fake = FakeMeasurer()
+    report = tuner.tune(model, db=db, batch_sizes=(1, 1024), trials=60, progress=False, measurer=fake,
+                        backends=("torch", "torchscript", "tvm"))
+    assert report.trials_measured == len(fake.calls) <= 60
+    for b in (1, 1024):
+        best = min(fake.latency_fn(c, b) for c, cb in fake.calls if cb == b)
+        assert report.tuned_latency_s[b] == pytest.approx(best, rel=1e-12)
+        assert report.speedup[b] >= 1.0

@@ -1,0 +1,158 @@
+"""``tunebird tune`` and ``tunebird bench``: the tuner's command-line faces."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DB_HELP = "tuning log: a SQLite path or SQLAlchemy URL (default: $TUNEBIRD_DB or ./tunebird.db)"
+
+
+def read_data(path: str, n_features: int) -> np.ndarray:
+    """Rows from .npy, .csv or .parquet; a CSV/parquet with one extra (label) column drops its last column."""
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix == ".npy":
+        X = np.load(p, allow_pickle=False)
+    elif suffix == ".csv":
+        import pandas as pd
+
+        df = pd.read_csv(p, header=None)
+        if df.iloc[0].map(lambda v: isinstance(v, str)).any():  # a header row
+            df = pd.read_csv(p)
+        X = df.to_numpy(dtype=np.float64)
+    elif suffix in (".parquet", ".pq"):
+        import pandas as pd
+
+        X = pd.read_parquet(p).to_numpy(dtype=np.float64)
+    else:
+        raise ValueError(f"--data: expected a .npy, .csv or .parquet file, got {p.name!r}")
+    if X.ndim == 2 and X.shape[1] == n_features + 1 and suffix != ".npy":
+        print(f"note: {p.name} has {X.shape[1]} columns and the model {n_features} features; "
+              "using the first {n_features} (the last is taken as a label)".replace("{n_features}", str(n_features)),
+              file=sys.stderr)
+        X = X[:, :n_features]
+    return X
+
+
+def _tune(args: argparse.Namespace) -> int:
+    import strategies
+    import tuner
+    from records.report import describe_config
+
+    from .cli import format_table
+    from records.report import Table
+
+    conv = strategies.convert(args.model)
+    X = read_data(args.data, conv.input.n_features) if args.data else None
+    report = tuner.tune(
+        args.model, X, db=args.db, batch_sizes=tuple(args.batch_size), trials=args.trials,
+        time_budget=args.time_budget, threads=args.threads, progress=not args.quiet,
+        backends=tuple(args.backends.split(",")) if args.backends else None,
+    )
+    print(f"\nTuned {report.model} on {report.device}")
+    print(f"{report.trials_measured} trials measured in {report.seconds:.0f} s; {report.artifacts} artifacts stored in {report.db}\n")
+    rows = tuple(tuple(r) for r in report.rows())
+    print(format_table(Table("Per batch size", ("batch", "untuned", "tuned", "speedup", "rows/s", "tuned plan"), rows)))
+    detail = tuple(
+        (str(b), " + ".join(describe_config(c) for c in cfgs)) for b, cfgs in sorted(report.chosen.items())
+    )
+    print("\n" + format_table(Table("Chosen configs", ("batch", "config"), detail)))
+    return 0
+
+
+def _add_tune(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("tune", help="tune a model for this machine and store the winners in the tuning log",
+                              description="Tune MODEL (XGBoost .json/.ubj, LightGBM .txt, scikit-learn .joblib/.pkl).")
+    p.add_argument("model", metavar="MODEL", help="model file")
+    p.add_argument("--data", help="sample inputs: .npy, .csv or .parquet (default: synthetic rows from the model's thresholds)")
+    p.add_argument("--db", default=None, help=DB_HELP)
+    p.add_argument("--trials", type=int, default=None, help="measure at most N candidates")
+    p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
+                   help="stop measuring after this long (default 300 when --trials is not given)")
+    p.add_argument("--batch-size", type=int, nargs="+", default=[1, 1024], metavar="N",
+                   help="batch sizes to tune for (default: 1 1024)")
+    p.add_argument("--threads", type=int, default=None, help="tune for exactly this many threads")
+    p.add_argument("--backends", default=None, help="comma-separated backends to consider (default: all available)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=_tune)
+
+
+def bench_rows(model: Any, X: np.ndarray, batch_sizes: list[int], db: Any, threads: int | None) -> list[tuple[str, ...]]:
+    """native vs untuned vs tuned at each batch size: one row per batch, correctness checked first."""
+    import warnings
+
+    import strategies
+    import tuner
+    from strategies.backends._tvm_runtime import usable_cores
+
+    from .measure import check_outputs
+    from .native import native_function, primary_method
+    from .timing import rotating_batches, time_calls
+
+    threads = threads or usable_cores()
+    native = strategies.load_model(model) if isinstance(model, (str, Path)) else model
+    conv = strategies.convert(native)
+    method = primary_method(conv.methods)
+    untuned = tuner.compile(conv, threads=threads)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tuned = tuner.load(conv, db=db)
+    systems = {"native": native_function(native, method, threads),
+               "untuned": getattr(untuned, method), "tuned": getattr(tuned, method) if tuned.tuned else None}
+    rows = []
+    for b in batch_sizes:
+        batches = rotating_batches(X, b)
+        want = np.asarray(systems["native"](batches[0]), dtype=np.float64).reshape(b, -1)
+        cells = []
+        results = {}
+        for name, fn in systems.items():
+            if fn is None:
+                cells.append("not tuned")
+                continue
+            got = np.asarray(fn(batches[0]), dtype=np.float64).reshape(b, -1)
+            problem = check_outputs(got, want)
+            t = time_calls(fn, batches, min_seconds=0.3)
+            results[name] = t.median_s
+            cell = f"{t.median_s * 1e6:.1f} us" if b == 1 else f"{b / t.median_s:,.0f} rows/s"
+            cells.append(cell + (" (MISMATCH)" if problem else ""))
+        ratio = lambda a, c: f"{results[c] / results[a]:.2f}x" if a in results and c in results else "-"  # noqa: E731
+        rows.append((str(b), *cells, ratio("tuned", "native"), ratio("tuned", "untuned")))
+    return rows
+
+
+def _bench(args: argparse.Namespace) -> int:
+    import strategies
+    from records.report import Table
+
+    from .cli import format_table
+    from .timing import METHODOLOGY
+
+    native = strategies.load_model(args.model)
+    conv = strategies.convert(native)
+    if args.data:
+        X = read_data(args.data, conv.input.n_features)
+    else:
+        from strategies.sampling import sample_inputs
+
+        X = sample_inputs(conv, 8192, seed=1, nan=conv.input.allow_nan, inf=conv.input.allow_inf)
+    rows = bench_rows(native, X, args.batch_size, args.db, args.threads)
+    header = ("batch", "native", "untuned", "tuned", "tuned vs native", "tuned vs untuned")
+    print(format_table(Table(f"{conv.source}: latency (batch 1) and throughput", header, tuple(rows))))
+    print("\n" + METHODOLOGY.format(warmup=3, n_batches=4, min_repeats=10, min_seconds=0.3))
+    return 0
+
+
+def _add_bench(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("bench", help="native vs untuned vs tuned, per batch size",
+                              description="Time MODEL's native predict, tunebird untuned and tunebird tuned.")
+    p.add_argument("model", metavar="MODEL", help="model file")
+    p.add_argument("--db", default=None, help=DB_HELP)
+    p.add_argument("--data", help="inputs: .npy, .csv or .parquet (default: synthetic rows)")
+    p.add_argument("--batch-size", type=int, nargs="+", default=[1, 1024, 100_000], metavar="N")
+    p.add_argument("--threads", type=int, default=None, help="threads for every system (default: all cores)")
+    p.set_defaults(handler=_bench)

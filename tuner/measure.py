@@ -1,0 +1,247 @@
+"""Build, validate and time candidates in a worker process, so a crash or a hang costs one trial.
+
+A :class:`Measurer` owns one spawned worker.  Each :meth:`Measurer.measure`
+sends the task (serialised IR), the config and a key to the inputs; the worker
+builds the program, checks its output against the reference values computed
+here, then times it: warm-up, then timed calls on rotating input batches until
+both ``min_repeats`` and ``min_seconds`` are reached.  A worker that dies or
+overruns the timeout is killed and restarted, and the trial is recorded as
+``error`` or ``timeout``.  Failures are data: measure never raises for a bad
+candidate.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from strategies import reference
+from strategies.ir import Op, content_hash, from_bytes, to_bytes
+
+log = logging.getLogger(__name__)
+
+# Scores within this relative tolerance of the reference (scaled by the output's magnitude) are valid:
+# the same bound the conformance tests state for float32 backends.
+VALID_RTOL = 1e-5
+
+
+@dataclass(frozen=True)
+class MeasureResult:
+    """What one trial produced.  ``status``: ok | invalid | error | timeout."""
+
+    status: str
+    median_s: float | None = None
+    spread_s: float | None = None
+    build_s: float | None = None
+    repeats: int = 0
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+@dataclass
+class MeasureSettings:
+    warmup: int = 2
+    min_repeats: int = 5
+    min_seconds: float = 0.2
+    max_repeats: int = 200
+    timeout_s: float = 120.0
+    preload: tuple[str, ...] = ()  # modules the worker imports first (tests register fake backends)
+
+
+@dataclass
+class TaskInputs:
+    """Input batches for one (task, batch size) and the reference outputs of the first one."""
+
+    key: str
+    batches: list[np.ndarray]
+    expected: np.ndarray
+    output: str = "out"
+
+
+def make_task_inputs(ops: Sequence[Op], X: np.ndarray, batch_size: int, *, n_batches: int = 4,
+                     seed: int = 0, output: str = "out") -> TaskInputs:
+    """``n_batches`` batches of ``batch_size`` rows drawn from ``X`` (the task's input), plus reference outputs."""
+    rng = np.random.default_rng(seed)
+    batches = [np.ascontiguousarray(X[rng.integers(0, len(X), size=batch_size)]) for _ in range(n_batches)]
+    v = batches[0]
+    for i, op in enumerate(ops):
+        v = reference.evaluate_op(op, v, output=output if i == len(ops) - 1 else "out")
+    key = f"{content_hash(tuple(ops))[:16]}-{batch_size}-{seed}-{len(X)}-{output}"
+    return TaskInputs(key, batches, v, output)
+
+
+def check_outputs(got: np.ndarray, want: np.ndarray, rtol: float = VALID_RTOL) -> str | None:
+    """None when ``got`` matches ``want``; otherwise a short description of the mismatch."""
+    got = np.asarray(got, dtype=np.float64)
+    if got.shape != want.shape:
+        return f"output shape {got.shape}, expected {want.shape}"
+    finite = np.abs(want[np.isfinite(want)])
+    scale = max(1.0, float(finite.max()) if finite.size else 1.0)
+    bad = ~(np.isclose(got, want, rtol=rtol, atol=rtol * scale) | (np.isnan(got) & np.isnan(want)))
+    if bad.any():
+        i = np.flatnonzero(bad.reshape(-1))[0]
+        return f"{int(bad.sum())} of {bad.size} outputs differ from the reference, first {got.reshape(-1)[i]!r} vs {want.reshape(-1)[i]!r}"
+    return None
+
+
+# --------------------------------------------------------------------------- worker side
+
+
+def _worker_main(conn: Any, preload: tuple[str, ...]) -> None:
+    import importlib
+
+    for name in preload:
+        importlib.import_module(name)
+    from strategies.compile import CompiledTask
+
+    inputs: dict[str, tuple[list[np.ndarray], np.ndarray, str]] = {}
+    while True:
+        try:
+            msg = conn.recv()
+        except EOFError:
+            return
+        kind = msg[0]
+        if kind == "stop":
+            return
+        if kind == "inputs":
+            _, key, batches, expected, output = msg
+            inputs.clear()  # one input set at a time keeps the worker's memory bounded
+            inputs[key] = (batches, expected, output)
+            conn.send(("ok",))
+            continue
+        _, ops_bytes, config, key, settings = msg
+        try:
+            conn.send(("result", _run_trial(CompiledTask, ops_bytes, config, inputs[key], settings)))
+        except Exception:  # noqa: BLE001 - any failure of a candidate is a result
+            conn.send(("result", MeasureResult("error", error=traceback.format_exc(limit=6)[-2000:])))
+
+
+def _run_trial(compiled_task: Any, ops_bytes: bytes, config: Mapping[str, Any], inp: Any,
+               settings: MeasureSettings) -> MeasureResult:
+    batches, expected, output = inp
+    ops = tuple(from_bytes(ops_bytes))
+    t0 = time.perf_counter()
+    task = compiled_task(ops, config)
+    task.program(output)
+    first = task(batches[0], output)
+    build_s = time.perf_counter() - t0
+    problem = check_outputs(first, expected)
+    if problem:
+        return MeasureResult("invalid", build_s=build_s, error=problem)
+    for i in range(settings.warmup):
+        task(batches[i % len(batches)], output)
+    times: list[float] = []
+    start = time.perf_counter()
+    i = 0
+    while len(times) < settings.max_repeats and (
+        len(times) < settings.min_repeats or time.perf_counter() - start < settings.min_seconds
+    ):
+        x = batches[i % len(batches)]
+        t = time.perf_counter()
+        task(x, output)
+        times.append(time.perf_counter() - t)
+        i += 1
+    arr = np.array(times)
+    q1, med, q3 = np.percentile(arr, [25, 50, 75])
+    return MeasureResult("ok", float(med), float(q3 - q1), build_s, len(times))
+
+
+# --------------------------------------------------------------------------- parent side
+
+
+class Measurer:
+    """Measures candidates one at a time in a persistent worker process (restarted after a failure).
+
+    The worker is ``python -m tuner.measure`` talking over a socket pair, so
+    nothing of the caller's ``__main__`` is re-imported.  Not thread-safe.  Use
+    as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(self, settings: MeasureSettings | None = None):
+        self.settings = settings or MeasureSettings()
+        self._proc: subprocess.Popen | None = None
+        self._conn: Connection | None = None
+        self._inputs_key: str | None = None
+
+    def __enter__(self) -> "Measurer":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _start(self) -> None:
+        parent, child = socket.socketpair()
+        cmd = [sys.executable, "-m", "tuner.measure", str(child.fileno()), *self.settings.preload]
+        # the worker imports what this process can import (tests add their folder to sys.path)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        self._proc = subprocess.Popen(cmd, pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, env=env)
+        child.close()
+        self._conn = Connection(parent.detach())
+        self._inputs_key = None
+
+    def _kill(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait(10)
+        if self._conn is not None:
+            self._conn.close()
+        self._proc = self._conn = None
+        self._inputs_key = None
+
+    def close(self) -> None:
+        """Stop the worker (politely, then by force)."""
+        if self._proc is not None and self._proc.poll() is None and self._conn is not None:
+            try:
+                self._conn.send(("stop",))
+                self._proc.wait(5)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        self._kill()
+
+    def _ensure(self, inputs: TaskInputs) -> None:
+        if self._proc is None or self._proc.poll() is not None:
+            self._kill()
+            self._start()
+        if self._inputs_key != inputs.key:
+            self._conn.send(("inputs", inputs.key, inputs.batches, inputs.expected, inputs.output))
+            self._recv(self.settings.timeout_s)
+            self._inputs_key = inputs.key
+
+    def _recv(self, timeout: float) -> Any:
+        if not self._conn.poll(timeout):
+            raise TimeoutError
+        return self._conn.recv()
+
+    def measure(self, ops: Sequence[Op], config: Mapping[str, Any], inputs: TaskInputs) -> MeasureResult:
+        """Build, validate and time ``config`` for the task ``ops``; never raises for a bad candidate."""
+        try:
+            self._ensure(inputs)
+            self._conn.send(("trial", to_bytes(tuple(ops)), dict(config), inputs.key, self.settings))
+            return self._recv(self.settings.timeout_s)[1]
+        except TimeoutError:
+            self._kill()
+            return MeasureResult("timeout", error=f"no result within {self.settings.timeout_s:.0f} s; worker killed")
+        except (EOFError, OSError) as e:
+            code = self._proc.wait(10) if self._proc is not None else None
+            self._kill()
+            return MeasureResult("error", error=f"worker process died (exit code {code}): {type(e).__name__}")
+
+
+if __name__ == "__main__":
+    # Run the worker from the importable module so pickled results name tuner.measure, not __main__.
+    from tuner.measure import _worker_main as worker_main
+
+    worker_main(Connection(int(sys.argv[1])), tuple(sys.argv[2:]))
