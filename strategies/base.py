@@ -65,6 +65,11 @@ class Strategy(ABC):
         return None
 
     @classmethod
+    def redundant_reason(cls, op: Op, knobs: Mapping[str, Any], threads: int) -> str | None:
+        """Why this config would build the same program as another one (the search skips it), or None."""
+        return None
+
+    @classmethod
     def resolve_knobs(cls, given: Mapping[str, Any]) -> dict[str, Any]:
         """Defaults filled in; unknown names and values rejected with the allowed ones named."""
         names = {k.name: k for k in cls.knobs}
@@ -89,14 +94,8 @@ def register(cls: type[Strategy]) -> type[Strategy]:
 
 def _load_all() -> None:
     # Importing the modules registers their strategies.
-    import importlib
-
-    for name in ("linear", "preprocessing", "trees.gemm", "trees.traversal", "trees.tiled_traversal"):
-        try:
-            importlib.import_module(f"{__package__}.{name}")
-        except ModuleNotFoundError as e:  # TEMP while tiled_traversal is being written
-            if not e.name.endswith("tiled_traversal"):
-                raise
+    from . import linear, preprocessing  # noqa: F401
+    from .trees import gemm, tiled_traversal, traversal  # noqa: F401
 
 
 def strategies_for(op_kind: str) -> list[type[Strategy]]:

@@ -84,6 +84,13 @@ def test_tree_models_fast_backends(name, strategy, backend):
     check(name, strategy, backend)
 
 
+@pytest.mark.parametrize("name", TREE_MODELS)
+def test_tiled_traversal(name):
+    op = [o for o in strategies.convert(ZOO[name]()).graph.ops if o.kind == "tree_ensemble"][0]
+    layout = "perfect" if get_strategy("tiled_traversal").invalid_reason(op, {}) is None else "sparse"
+    check(name, "tiled_traversal", "tvm-tir", layout=layout)
+
+
 @pytest.mark.parametrize("backend", ["torch", "torchscript", "tvm"])
 @pytest.mark.parametrize("fold", [False, True])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

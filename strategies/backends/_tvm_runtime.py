@@ -1,84 +1,140 @@
-"""TVM process facts shared by the tvm and tvm-tir backends: the host target and the thread pool.
+"""TVM process facts shared by the ``tvm`` and ``tvm-tir`` backends: host target, threads, alignment.
 
-TVM sizes its worker pool once, from ``TVM_NUM_THREADS``, when the pool is first
-used, and defaults to half the hardware threads (one, on a 2-core VM); later it
-can only lower the count (``runtime.config_threadpool``).  ``ensure_pool`` starts
-the pool at the number of usable cores unless the user set ``TVM_NUM_THREADS``,
-restoring the environment afterwards; ``use_threads`` then picks the count per call.
+Threads.  TVM keeps its worker pool *and* its notion of "max concurrency" per
+calling thread (``thread_local`` in ``src/runtime/thread_pool.cc`` and
+``threading_backend.cc``).  ``TVMBackendParallelLaunch`` runs a parallel loop
+serially whenever that thread's max concurrency is 1, which is the default on a
+2-core VM (half the hardware threads, unless ``TVM_NUM_THREADS`` /
+``OMP_NUM_THREADS`` say otherwise, read at each launch).  So a program with
+``threads = k > 1`` runs each call through :class:`ParallelCall`:
+``runtime.config_threadpool(-3, k, cpus)`` (mode -3: every worker may run on
+every CPU of the process's own affinity mask, so nothing gets pinned) sets the
+calling thread's max concurrency to ``len(cpus)``, creates its pool at that
+size if it has none, and uses ``k`` workers; afterwards
+``config_threadpool(-3, default, [])`` puts the thread's max concurrency back
+to TVM's default (0: read the environment) and its worker count to the default
+(the empty CPU list makes TVM's affinity calls fail harmlessly, so no thread's
+affinity changes).  About 3 us each way.  No environment variable is touched
+and no other thread is affected.  A pool cannot grow once created: if the
+calling thread already has one with fewer workers (someone used TVM's pool
+there at its default size first), the call runs on a private helper thread
+instead (logged once).
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
+import logging
 import os
-import threading
-from typing import Iterator
+from typing import Any
 
-_lock = threading.Lock()
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+_SHARE_ALL_CORES = -3  # ThreadGroup::kSpecifyThreadShareAllCore
+ALIGNMENT = 64  # TVM's generated code assumes 64-byte aligned buffers (Relax VM inputs are checked)
+
+
+def usable_cpus() -> list[int]:
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return list(range(os.cpu_count() or 1))
 
 
 def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - non-Linux
-        return os.cpu_count() or 1
+    return len(usable_cpus())
 
 
-@functools.lru_cache(maxsize=1)
-def host_target():
+@functools.lru_cache(maxsize=4)
+def host_target(cl_opt: tuple[str, ...] = ()):
     """The LLVM target of this CPU (``mcpu`` from LLVM's host detection; "native" is not honoured)."""
     import tvm
     from tvm.target import codegen
 
-    return tvm.target.Target({"kind": "llvm", "mcpu": codegen.llvm_get_system_cpu(), "num-cores": usable_cores()})
+    spec: dict[str, Any] = {"kind": "llvm", "mcpu": codegen.llvm_get_system_cpu(), "num-cores": usable_cores()}
+    if cl_opt:
+        spec["cl-opt"] = list(cl_opt)
+    return tvm.target.Target(spec)
+
+
+def _default_concurrency() -> int:
+    """TVM's own default thread count (``MaxConcurrency`` without a configured value)."""
+    for var in ("TVM_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(var)
+        if value:
+            try:
+                return max(1, int(value))
+            except ValueError:
+                pass
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
+class ParallelCall:
+    """``call(fn, *args)``: run a packed call whose parallel loops use ``threads`` TVM workers,
+    then restore the calling thread's defaults; returns what ``fn`` returns.
+
+    A thread whose TVM pool already exists with fewer workers (someone used TVM's
+    pool there before, at its default size) cannot be resized upwards; such calls
+    go to a private helper thread whose pool this class creates at full size.
+    """
+
+    def __init__(self, threads: int):
+        import tvm
+
+        self.threads = threads
+        self._config = tvm.get_global_func("runtime.config_threadpool")
+        self._pool_size = tvm.get_global_func("runtime.NumThreads")
+        cpus = usable_cpus()
+        self._cpus = [str(c) for c in cpus]
+        self._want = min(threads, len(cpus))
+
+    def __call__(self, fn: Any, *args: Any) -> Any:
+        self._config(_SHARE_ALL_CORES, self.threads, self._cpus)
+        try:
+            sized = self._pool_size() >= self._want
+            if sized:
+                return fn(*args)
+        finally:
+            self._config(_SHARE_ALL_CORES, _default_concurrency(), [])
+        return _helper_thread().submit(self._on_helper, fn, args).result()
+
+    def _on_helper(self, fn: Any, args: tuple) -> Any:
+        self._config(_SHARE_ALL_CORES, self.threads, self._cpus)
+        try:
+            return fn(*args)
+        finally:
+            self._config(_SHARE_ALL_CORES, _default_concurrency(), [])
 
 
 @functools.lru_cache(maxsize=1)
-def ensure_pool() -> int:
-    """Start TVM's thread pool with every usable core (or the user's TVM_NUM_THREADS); return its size."""
-    import tvm
+def _helper_thread():
+    from concurrent.futures import ThreadPoolExecutor
 
-    with _lock:
-        had = "TVM_NUM_THREADS" in os.environ
-        old = os.environ.get("TVM_NUM_THREADS")
-        if not had:
-            os.environ["TVM_NUM_THREADS"] = str(usable_cores())
-        try:
-            size = int(tvm.runtime.num_threads())
-        finally:
-            if not had:
-                os.environ.pop("TVM_NUM_THREADS", None)
-            elif old is not None:
-                os.environ["TVM_NUM_THREADS"] = old
-    return size
+    log.warning(
+        "this thread's TVM worker pool was created with fewer workers than a program asks for; "
+        "multi-threaded TVM calls from it run on a helper thread (~50 us extra per call)"
+    )
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="tunebird-tvm")
 
 
-def _config(n: int) -> None:
-    import tvm
+def aligned_empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """An uninitialised C-contiguous array whose data starts on a 64-byte boundary."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    buf = np.empty(nbytes + ALIGNMENT, np.uint8)
+    off = (-buf.ctypes.data) % ALIGNMENT
+    return buf[off : off + nbytes].view(dtype).reshape(shape)
 
-    tvm.get_global_func("runtime.config_threadpool")(1, n)
 
-
-@contextlib.contextmanager
-def use_threads(n: int) -> Iterator[None]:
-    """Run TVM kernels with ``n`` workers inside the block (capped at the pool size).
-
-    The pool normally stays at its full size; a program that wants fewer workers
-    resizes it for the call and restores it after (~50 us each way, so
-    single-threaded programs are generated without parallel loops instead).
-    """
-    size = ensure_pool()
-    n = max(1, min(n, size))
-    if n == size:
-        yield
-        return
-    with _lock:
-        _config(n)
-        try:
-            yield
-        finally:
-            _config(size)
+def as_aligned(x: np.ndarray) -> np.ndarray:
+    """``x`` itself when C-contiguous and aligned, else an aligned copy."""
+    if x.flags.c_contiguous and x.ctypes.data % ALIGNMENT == 0:
+        return x
+    out = aligned_empty(x.shape, x.dtype)
+    out[...] = x
+    return out
 
 
 def metaschedule_build(mod, target, _params):  # noqa: ANN001, ANN201 - MetaSchedule's f_build signature
@@ -87,26 +143,3 @@ def metaschedule_build(mod, target, _params):  # noqa: ANN001, ANN201 - MetaSche
     from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
 
     return build(RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(mod), target=target)
-
-
-ALIGNMENT = 64  # TVM's generated code assumes 64-byte aligned buffers
-
-
-def aligned_empty(shape: tuple[int, ...], dtype) -> "np.ndarray":  # noqa: ANN001
-    """An uninitialised C-contiguous array whose data starts on a 64-byte boundary."""
-    import numpy as np
-
-    dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape)) * dtype.itemsize
-    buf = np.empty(nbytes + ALIGNMENT, np.uint8)
-    off = (-buf.ctypes.data) % ALIGNMENT
-    return buf[off : off + nbytes].view(dtype).reshape(shape)
-
-
-def as_aligned(x: "np.ndarray") -> "np.ndarray":
-    """``x`` itself when C-contiguous and aligned, else an aligned copy."""
-    if x.flags.c_contiguous and x.ctypes.data % ALIGNMENT == 0:
-        return x
-    out = aligned_empty(x.shape, x.dtype)
-    out[...] = x
-    return out

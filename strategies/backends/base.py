@@ -94,14 +94,7 @@ def register_backend(cls: type[Backend]) -> type[Backend]:
 
 
 def _load_all() -> None:
-    import importlib
-
-    for name in ("torch_backends", "tvm_relax", "tvm_tir"):
-        try:
-            importlib.import_module(f"{__package__}.{name}")
-        except ModuleNotFoundError as e:  # TEMP while tvm_tir is being written
-            if not e.name.endswith("tvm_tir"):
-                raise
+    from . import torch_backends, tvm_relax, tvm_tir  # noqa: F401
 
 
 def get_backend(name: str) -> type[Backend]:

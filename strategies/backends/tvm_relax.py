@@ -41,6 +41,8 @@ class TvmProgram(Program):
         self.threads = threads
         self.static_batch = static_batch
         self._from_dlpack = tvm.runtime.from_dlpack
+        # untuned Relax code has no parallel loops; MetaSchedule-tuned code does
+        self._parallel = _tvm_runtime.ParallelCall(threads) if threads > 1 and static_batch else None
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         n = x.shape[0]
@@ -59,8 +61,9 @@ class TvmProgram(Program):
         return self._call(x)
 
     def _call(self, x: np.ndarray) -> np.ndarray:
-        with _tvm_runtime.use_threads(self.threads):
-            return self.fn(self._from_dlpack(_tvm_runtime.as_aligned(x))).numpy()
+        arg = self._from_dlpack(_tvm_runtime.as_aligned(x))
+        out = self.fn(arg) if self._parallel is None else self._parallel(self.fn, arg)
+        return out.numpy()
 
     def save(self, directory: Path) -> dict[str, Any]:
         self.lib.export_library(str(directory / "module.so"))

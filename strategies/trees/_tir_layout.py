@@ -1,0 +1,196 @@
+"""Flat tables read by the tiled-traversal kernel, built from the predicate form of ``common.py``.
+
+Every internal node becomes ``P = s * x[f] <= u`` (NaN fails, so it takes the
+false child).  The sign ``s`` is folded into the node's feature word: bit 31
+set means "compare -x", which the kernel applies by flipping the sign bit of
+the loaded value (exact, also for +-inf; NaN stays NaN).
+
+Two layouts:
+
+* ``perfect``: trees padded to depth ``D``; node ``i`` of a tree has its true
+  child at ``2i+1`` and false child at ``2i+2``; leaf ``j`` is node ``2**D-1+j``.
+  Tables are ``(T, 2**D - 1)`` nodes and ``(T, 2**D, k)`` leaves.
+* ``sparse``: per tree, nodes renumbered breadth-first so both children sit in
+  adjacent slots (true child at ``child[i]``, false child at ``child[i] + 1``);
+  a leaf points to a pair of copies of itself, so a walk of ``D`` steps stays
+  on the leaf it reached.  Size is ~3x the node count, whatever the depth.
+
+"Special" nodes (categorical, zero-as-missing) carry a code in ``special``:
+bits 0-1 kind (1 categorical, 2 zero-missing), bit 2 missing goes left, bit 3
+unknown category goes left, bits 4.. the node's row in ``cat_bits`` (the
+left-going category bitset, 32 categories per int32 word).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..ir import TreeEnsemble
+from .common import CATEGORICAL, ZERO_MISSING, ForestArrays, forest_arrays, perfect_forest
+
+SIGN_BIT = np.int32(-(2**31))
+PAD = 64  # spare entries after every table: vector loads of a last tree's level may read past its end
+
+
+@dataclass(frozen=True, eq=False)
+class KernelTables:
+    """The kernel's weight arrays plus the static facts its code is generated from."""
+
+    layout: str
+    depth: int  # steps every walk takes
+    n_trees: int
+    n_features: int
+    n_outputs: int
+    stride: int  # perfect: internal nodes per tree (2**depth - 1); sparse: 0
+    cdtype: np.dtype  # compare dtype
+    adtype: np.dtype  # accumulate / output dtype
+    feature: np.ndarray  # int32; bit 31: compare -x
+    threshold: np.ndarray  # cdtype
+    child: np.ndarray | None  # sparse: int32 slot of the true child (false child = +1)
+    root: np.ndarray | None  # sparse: int32 (T,) root slot of each tree
+    leaf: np.ndarray  # adtype, (slots * leaf_width,)
+    leaf_width: int  # 1 (one output column per tree) or n_outputs (vector leaves)
+    tree_column: np.ndarray | None  # int32 (T,) column of each tree; None for vector leaves
+    special: np.ndarray | None  # int32 code per node (0: plain numeric), None without special nodes
+    cat_bits: np.ndarray | None  # int32 (rows * cat_words,)
+    cat_words: int
+    has_categorical: bool
+    has_zero_missing: bool
+    x_block: int = 0  # >0: feature words index a feature-major block of this many rows holding [x, -x]
+
+    def buffers(self) -> dict[str, np.ndarray]:
+        """The kernel's weight arguments, in argument order (each padded by ``PAD`` entries)."""
+        names = ["feature", "threshold", "child", "root", "leaf", "tree_column", "special", "cat_bits"]
+        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self.buffers().values())
+
+
+def perfect_nbytes(op: TreeEnsemble) -> int:
+    """Bytes of the perfect layout's tables for ``op`` (without building them)."""
+    d = max(op.max_depth, 1)
+    cbytes = np.dtype(op.compare_dtype).itemsize
+    width = 1 if op.tree_output is not None else op.n_outputs
+    special = 4 if (op.has_categorical or op.has_zero_missing) else 0
+    return op.n_trees * ((2**d - 1) * (4 + cbytes + special) + 2**d * width * cbytes)
+
+
+def _padded(a: np.ndarray) -> np.ndarray:
+    a = np.ascontiguousarray(a).ravel()
+    return np.concatenate([a, np.zeros(PAD, a.dtype)])
+
+
+def _special_codes(fa: ForestArrays, nodes: np.ndarray) -> np.ndarray:
+    """Special code of ForestArrays nodes ``nodes`` (-1 and plain numeric nodes give 0)."""
+    nodes = np.asarray(nodes, np.int64)
+    ok = nodes >= 0
+    i = np.where(ok, nodes, 0)
+    kind = np.where(ok, fa.kind[i], 0).astype(np.int64)
+    kind = np.where(kind == CATEGORICAL, 1, np.where(kind == ZERO_MISSING, 2, 0))
+    code = kind | (fa.missing_left[i].astype(np.int64) << 2)
+    if fa.cat_unknown_left is not None:
+        code |= fa.cat_unknown_left[i].astype(np.int64) << 3
+    if fa.cat_row is not None:
+        code |= fa.cat_row[i].astype(np.int64) << 4
+    return np.where(kind > 0, code, 0).astype(np.int32)
+
+
+def _feature_words(feature: np.ndarray, sign: np.ndarray) -> np.ndarray:
+    return np.where(sign < 0, feature.astype(np.int32) | SIGN_BIT, feature.astype(np.int32)).astype(np.int32)
+
+
+def build_tables(op: TreeEnsemble, layout: str, x_block: int = 0) -> KernelTables:
+    """Tables of ``op`` in ``layout`` ("perfect" or "sparse").
+
+    With ``x_block`` > 0 the kernel copies each block of ``x_block`` rows into a
+    feature-major buffer ``[x, -x]``; feature words then hold the start of the
+    node's column in it, ``(f + F * flipped) * x_block``, and no sign bit.
+    """
+    fa = forest_arrays(op)
+    cdtype = np.dtype(op.compare_dtype)
+    adtype = np.dtype(np.float32) if cdtype == np.float32 else np.dtype(np.float64)
+    width = int(fa.leaf_value.shape[1])
+    if layout == "perfect":
+        pf = perfect_forest(fa)
+        depth = pf.depth
+        feature = _feature_words(pf.feature, pf.sign)
+        threshold = pf.threshold
+        leaf = pf.leaf_value.astype(adtype)
+        special = _special_codes(fa, pf.node_id) if fa.has_special else None
+        child = root = None
+        stride = 2**depth - 1
+    elif layout == "sparse":
+        depth = max(fa.depth, 1)
+        feature, threshold, child, root, leaf, special = _sparse(fa, adtype)
+        stride = 0
+    else:
+        raise ValueError(f"layout must be 'perfect' or 'sparse', got {layout!r}")
+    if x_block:
+        flipped = feature < 0
+        col = (feature & np.int32(0x7FFFFFFF)).astype(np.int64) + op.n_features * flipped
+        feature = (col * x_block).astype(np.int32)
+    cat_bits = None
+    if fa.cat_table is not None:
+        words = op.cat_words
+        bits = np.zeros((fa.cat_table.shape[0], 32 * words), np.uint64)
+        bits[:, : fa.cat_table.shape[1]] = fa.cat_table
+        weights = np.uint64(1) << (np.arange(32 * words, dtype=np.uint64) % np.uint64(32))
+        packed = (bits * weights).reshape(-1, words, 32).sum(axis=2).astype(np.uint32)
+        cat_bits = packed.view(np.int32)
+    return KernelTables(
+        layout=layout, depth=depth, n_trees=op.n_trees, n_features=op.n_features, n_outputs=op.n_outputs,
+        stride=stride, cdtype=cdtype, adtype=adtype,
+        feature=_padded(feature), threshold=_padded(threshold.astype(cdtype)),
+        child=None if child is None else _padded(child), root=None if root is None else _padded(root),
+        leaf=_padded(leaf.astype(adtype)), leaf_width=width,
+        tree_column=None if op.tree_output is None else _padded(op.tree_output.astype(np.int32)),
+        special=None if special is None else _padded(special),
+        cat_bits=None if cat_bits is None else _padded(cat_bits), cat_words=op.cat_words,
+        has_categorical=op.has_categorical, has_zero_missing=op.has_zero_missing, x_block=x_block,
+    )
+
+
+def _sparse(fa: ForestArrays, adtype: np.dtype):
+    """Breadth-first slots with adjacent children; every leaf also gets a self-looping pair."""
+    width = fa.leaf_value.shape[1]
+    n_slots = [2 * int(fa.tree_start[t + 1] - fa.tree_start[t]) + 1 for t in range(fa.n_trees)]
+    total = sum(n_slots)
+    node_of = np.full(total, -1, np.int64)  # ForestArrays node held by each slot
+    child = np.zeros(total, np.int32)
+    root = np.zeros(fa.n_trees, np.int32)
+    base = 0
+    for t in range(fa.n_trees):
+        root[t] = base
+        node_of[base] = fa.tree_start[t]
+        queue = [base]
+        nxt = base + 1
+        head = 0
+        while head < len(queue):
+            s = queue[head]
+            head += 1
+            node = node_of[s]
+            if fa.is_leaf[node]:
+                child[s] = nxt
+                node_of[nxt : nxt + 2] = node
+                child[nxt : nxt + 2] = nxt
+            else:
+                child[s] = nxt
+                node_of[nxt] = fa.true_child[node]
+                node_of[nxt + 1] = fa.false_child[node]
+                queue += [nxt, nxt + 1]
+            nxt += 2
+        base += n_slots[t]
+    used = node_of >= 0
+    nodes = np.where(used, node_of, 0)
+    leafish = used & fa.is_leaf[nodes]
+    feature = np.where(used & ~leafish, _feature_words(fa.feature[nodes], fa.sign[nodes]), 0).astype(np.int32)
+    threshold = np.where(used & ~leafish, fa.threshold[nodes], np.inf).astype(fa.dtype)
+    leaf = np.where(leafish[:, None], fa.leaf_value[nodes], 0.0).astype(adtype).reshape(total, width)
+    special = None
+    if fa.has_special:
+        special = _special_codes(fa, np.where(used & ~leafish, node_of, -1))
+    return feature, threshold, child, root, leaf, special
