@@ -2,9 +2,9 @@
 
     python bench/strategies.py [--batch-sizes 1 1024 100000] [--threads 2] [--backends ...]
 
-Untuned: each pair with its default knobs (tiled_traversal also with its
-tuned-by-hand best, see ``TILED_SETTINGS``).  Outputs are checked against
-XGBoost before anything is timed.  Not a test: speed claims live here.
+Untuned: each pair with its default knobs; tiled_traversal also in its scalar
+setting (one row at a time, the best at batch 1 in hand sweeps).  Outputs are
+checked against XGBoost before anything is timed.  Not a test: speed claims live here.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ PAIRS = [
     ("perfect_tree_traversal", "torch"), ("perfect_tree_traversal", "torchscript"), ("perfect_tree_traversal", "tvm"),
     ("perfect_tree_traversal", "inductor"),
     ("tiled_traversal", "tvm-tir"),
+    ("tiled_traversal", "tvm-tir", {"vector_rows": 1, "rows_per_block": 16}),
 ]
 
 
@@ -61,16 +62,18 @@ def main() -> int:
     inputs = {b: rotating_batches(X, b, seed=b) for b in args.batch_sizes}
     native = {b: time_calls(lambda x: booster.inplace_predict(x), inputs[b]).median_s for b in args.batch_sizes}
     print(f"{'XGBoost inplace_predict':37s} {'':>7s} " + " ".join(_cell(b, native[b]) for b in args.batch_sizes))
-    for strategy, backend in pairs:
+    for strategy, backend, *extra in pairs:
+        knobs = extra[0] if extra else {}
+        label = strategy + (" (scalar)" if knobs else "")
         t0 = time.perf_counter()
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 pred = tuner.compile(str(HIGGS), strategy=strategy, backend=backend, threads=args.threads,
-                                     batch_size=max(args.batch_sizes))
+                                     batch_size=max(args.batch_sizes), **knobs)
                 pred.warm_up()
         except Exception as e:  # noqa: BLE001 - report and go on
-            print(f"{strategy:24s} {backend:12s} failed to build: {type(e).__name__}: {str(e)[:80]}")
+            print(f"{label:24s} {backend:12s} failed to build: {type(e).__name__}: {str(e)[:80]}")
             continue
         build = time.perf_counter() - t0
         cells = []
@@ -82,7 +85,7 @@ def main() -> int:
                 continue
             t = time_calls(pred.predict, inputs[b]).median_s
             cells.append(_cell(b, t, native[b]))
-        print(f"{strategy:24s} {backend:12s} {build:6.1f}s " + " ".join(cells))
+        print(f"{label:24s} {backend:12s} {build:6.1f}s " + " ".join(cells))
     return 0
 
 
