@@ -104,13 +104,92 @@ def _add_records(subparsers: argparse._SubParsersAction) -> None:
         a.set_defaults(handler=handler)
 
 
+# ---------------------------------------------------------------- tunebird costmodel
+
+
+def _costmodel_device(db: Database, given: str | None) -> str | None:
+    """The fingerprint a ``--device`` prefix names (None: every device)."""
+    if given is None:
+        return None
+    found = [d.fingerprint for d in db.devices() if d.fingerprint.startswith(given)]
+    if len(found) != 1:
+        known = ", ".join(d.fingerprint[:12] for d in db.devices()) or "none"
+        raise ValueError(f"--device {given!r} matches {len(found)} devices in {db.url}; registered: {known}")
+    return found[0]
+
+
+def _costmodel_eval(args: argparse.Namespace) -> int:
+    from cost_model import HeuristicCostModel, XGBCostModel, load_dataset
+    from cost_model.evaluate import evaluate, format_results
+
+    with _open(args.db, create=False) as db:
+        data = load_dataset(db, _costmodel_device(db, args.device))
+        url = db.url
+    workloads = len(set(data.workloads.tolist()))
+    if workloads < 2:
+        print(f"{url}: {len(data)} ok trials in {workloads} workload(s) with stored operators; "
+              "leave-one-workload-out needs at least 2 (run bench/seed_costmodel.py or tunebird tune first)")
+        return 1
+    objectives = COSTMODEL_OBJECTIVES if args.objective == "all" else (args.objective,)
+    models: dict[str, Any] = {
+        f"xgboost-{o}": (lambda o=o: XGBCostModel(objective=o, n_jobs=args.jobs)) for o in objectives
+    }
+    models["baseline"] = HeuristicCostModel
+    results = evaluate(data, models, k=args.k, min_group=args.min_group)
+    print(f"Leave-one-workload-out on {url}: {len(data)} ok trials, {workloads} workloads, "
+          f"{len(set(data.groups.tolist()))} (workload, batch, device) groups; scored groups have >= {args.min_group} trials")
+    if data.skipped_workloads:
+        print(f"({len(data.skipped_workloads)} workloads left out: their operators are not stored)")
+    print("baseline: the untuned default first, the rest by an analytic estimate\n")
+    print(format_results(results))
+    return 0
+
+
+def _costmodel_train(args: argparse.Namespace) -> int:
+    from cost_model import XGBCostModel, train_for_device
+
+    with _open(args.db, create=False) as db:
+        fp = _costmodel_device(db, args.device)
+        for device in [d.fingerprint for d in db.devices()] if fp is None else [fp]:
+            model = train_for_device(db, device, XGBCostModel(objective=args.objective, n_jobs=args.jobs))
+            if model is None:
+                print(f"device {device[:12]}: no trials with stored operators; nothing to train")
+            else:
+                print(f"device {device[:12]}: trained on {model.n_trials} trials and saved to {db.url}")
+    return 0
+
+
+COSTMODEL_OBJECTIVES = ("regression", "pairwise", "ndcg")  # cost_model.model.OBJECTIVES, without importing it
+
+
+def _add_costmodel(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("costmodel", help="evaluate or retrain the learned cost model",
+                              description="Evaluate or retrain the learned cost model from the tuning log.")
+    actions = p.add_subparsers(dest="costmodel_action", metavar="ACTION", required=True)
+    e = actions.add_parser(
+        "eval", help="leave-one-workload-out Spearman and top-k recall, against the untuned baseline",
+        description="Fit the model without each workload in turn; score how it ranks that workload's trials.",
+    )
+    e.add_argument("--objective", choices=(*COSTMODEL_OBJECTIVES, "all"), default="regression",
+                   help="XGBoost objective(s)")
+    e.add_argument("--k", type=int, default=5, help="top-k recall: is the measured best among the k best predicted")
+    e.add_argument("--min-group", type=int, default=10, help="score only groups with at least this many trials")
+    t = actions.add_parser("train", help="fit the cost model on the tuning log and save it per device")
+    t.add_argument("--objective", choices=COSTMODEL_OBJECTIVES, default="regression", help="XGBoost objective")
+    for a, handler in ((e, _costmodel_eval), (t, _costmodel_train)):
+        a.add_argument("--db", default=None, help=DB_HELP)
+        a.add_argument("--device", default=None, help="only this device (a fingerprint prefix); default: all")
+        a.add_argument("--jobs", type=int, default=1, help="XGBoost threads")
+        a.set_defaults(handler=handler)
+
+
 def _tune_commands() -> list[Callable[[argparse._SubParsersAction], None]]:
     from .cli_tune import _add_bench, _add_tune
 
     return [_add_tune, _add_bench]
 
 
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_records, *_tune_commands()]
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_records, *_tune_commands(), _add_costmodel]
 
 
 def build_parser() -> argparse.ArgumentParser:
