@@ -70,6 +70,12 @@ class Strategy(ABC):
         return None
 
     @classmethod
+    def suggestions(cls, op: Op, batch_size: int) -> list[dict[str, Any]]:
+        """Knob settings worth measuring first when tuning ``op`` at ``batch_size`` rows per call
+        (expert starting points, as Treebeard's default schedules); the search explores from there."""
+        return []
+
+    @classmethod
     def resolve_knobs(cls, given: Mapping[str, Any]) -> dict[str, Any]:
         """Defaults filled in; unknown names and values rejected with the allowed ones named."""
         names = {k.name: k for k in cls.knobs}

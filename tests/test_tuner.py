@@ -189,3 +189,38 @@ def test_search_with_fake_measurer_finds_the_best_and_uses_the_budget(tmp_path):
         best = min(fake.latency_fn(c, b) for c, cb in fake.calls if cb == b)
         assert report.tuned_latency_s[b] == pytest.approx(best, rel=1e-12)
         assert report.speedup[b] >= 1.0
+
+
+def test_suggested_configs_are_valid_configs_of_the_space():
+    from strategies.backends.base import all_backends
+    from strategies.testing import random_ensemble
+    from tuner.space import TaskSpace, config_key
+
+    if all_backends()["tvm-tir"].unavailable_reason() is not None:
+        pytest.skip("the tvm-tir backend is unavailable here")
+    op = random_ensemble(3, n_trees=12, depth=5, n_features=6)
+    from tuner.space import SpaceOptions, thread_options
+
+    for batch, threads in ((1, 1), (1024, max(thread_options(SpaceOptions())))):
+        space = TaskSpace((op,), batch)
+        suggested = space.suggested()
+        assert suggested and all(c["strategy"] == "tiled_traversal" and c["backend"] == "tvm-tir" for c in suggested)
+        grid = {config_key(c) for c in space.enumerate() if c["strategy"] == "tiled_traversal"}
+        assert all(config_key(c) in grid for c in suggested), "a suggestion outside the searched space"
+        assert {c["threads"] for c in suggested} == {threads} and all(c["batch_size"] <= batch for c in suggested)
+
+
+def test_a_hopeless_candidate_is_timed_by_one_call(tmp_path):
+    from strategies.compile import resolve_config
+    from strategies.sampling import sample_inputs
+    from tuner.measure import Measurer, make_task_inputs
+
+    conv = strategies.convert(ZOO["xgb_binary_nan"]())
+    ops = conv.graph.ops
+    inputs = make_task_inputs(ops, sample_inputs(conv, 256, seed=0, nan=True), 256)
+    cfg = resolve_config(ops, {"strategy": "tree_traversal", "backend": "torch", "threads": 1})
+    with Measurer(FAST) as m:
+        full = m.measure(ops, cfg, inputs)
+        cut = m.measure(ops, cfg, inputs, best_s=1e-9)  # "the best so far" is absurdly fast: one call decides
+    assert full.ok and full.repeats >= FAST.min_repeats
+    assert cut.ok and cut.repeats == 1 and cut.median_s > 0

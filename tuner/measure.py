@@ -4,7 +4,9 @@ A :class:`Measurer` owns one spawned worker.  Each :meth:`Measurer.measure`
 sends the task (serialised IR), the config and a key to the inputs; the worker
 builds the program, checks its output against the reference values computed
 here, then times it: warm-up, then timed calls on rotating input batches until
-both ``min_repeats`` and ``min_seconds`` are reached.  A worker that dies or
+both ``min_repeats`` and ``min_seconds`` are reached.  A candidate whose first
+warm-up call is ``hopeless_ratio`` times slower than the best known for its
+job is recorded from that one call.  A worker that dies or
 overruns the timeout is killed and restarted, and the trial is recorded as
 ``error`` or ``timeout``.  Failures are data: measure never raises for a bad
 candidate.
@@ -13,6 +15,7 @@ candidate.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import subprocess
@@ -58,6 +61,9 @@ class MeasureSettings:
     min_seconds: float = 0.2
     max_repeats: int = 200
     timeout_s: float = 120.0
+    # a candidate whose first warm-up call is this many times slower than the job's best so far is timed
+    # by that call alone (it cannot win, and at large batches one call of a slow program can take seconds)
+    hopeless_ratio: float = 4.0
     preload: tuple[str, ...] = ()  # modules the worker imports first (tests register fake backends)
 
 
@@ -122,15 +128,15 @@ def _worker_main(conn: Any, preload: tuple[str, ...]) -> None:
             inputs[key] = (batches, expected, output)
             conn.send(("ok",))
             continue
-        _, ops_bytes, config, key, settings = msg
+        _, ops_bytes, config, key, settings, cutoff_s = msg
         try:
-            conn.send(("result", _run_trial(CompiledTask, ops_bytes, config, inputs[key], settings)))
+            conn.send(("result", _run_trial(CompiledTask, ops_bytes, config, inputs[key], settings, cutoff_s)))
         except Exception:  # noqa: BLE001 - any failure of a candidate is a result
             conn.send(("result", MeasureResult("error", error=traceback.format_exc(limit=6)[-2000:])))
 
 
 def _run_trial(compiled_task: Any, ops_bytes: bytes, config: Mapping[str, Any], inp: Any,
-               settings: MeasureSettings) -> MeasureResult:
+               settings: MeasureSettings, cutoff_s: float | None = None) -> MeasureResult:
     batches, expected, output = inp
     ops = tuple(from_bytes(ops_bytes))
     t0 = time.perf_counter()
@@ -142,7 +148,11 @@ def _run_trial(compiled_task: Any, ops_bytes: bytes, config: Mapping[str, Any], 
     if problem:
         return MeasureResult("invalid", build_s=build_s, error=problem)
     for i in range(settings.warmup):
+        t = time.perf_counter()
         task(batches[i % len(batches)], output)
+        once = time.perf_counter() - t
+        if i == 0 and cutoff_s is not None and once > cutoff_s:
+            return MeasureResult("ok", once, None, build_s, 1)
     times: list[float] = []
     start = time.perf_counter()
     i = 0
@@ -225,11 +235,17 @@ class Measurer:
             raise TimeoutError
         return self._conn.recv()
 
-    def measure(self, ops: Sequence[Op], config: Mapping[str, Any], inputs: TaskInputs) -> MeasureResult:
-        """Build, validate and time ``config`` for the task ``ops``; never raises for a bad candidate."""
+    def measure(self, ops: Sequence[Op], config: Mapping[str, Any], inputs: TaskInputs, *,
+                best_s: float | None = None) -> MeasureResult:
+        """Build, validate and time ``config`` for the task ``ops``; never raises for a bad candidate.
+
+        ``best_s``: the best latency known for this task and batch; a candidate far slower
+        (``settings.hopeless_ratio``) is timed by a single call.
+        """
+        cutoff = best_s * self.settings.hopeless_ratio if best_s and math.isfinite(best_s) else None
         try:
             self._ensure(inputs)
-            self._conn.send(("trial", to_bytes(tuple(ops)), dict(config), inputs.key, self.settings))
+            self._conn.send(("trial", to_bytes(tuple(ops)), dict(config), inputs.key, self.settings, cutoff))
             return self._recv(self.settings.timeout_s)[1]
         except TimeoutError:
             self._kill()

@@ -10,6 +10,10 @@ A *job* is one (task, tuned batch size).  Each round of a job:
 3. records every measured trial in the database at once (a crash loses nothing),
    tells optuna, and refits the cost model.
 
+A job's first round also measures its seed configs: the untuned default (the
+speedup is reported against it) and the strategies' suggested starting points
+(``Strategy.suggestions``), so the cost model learns from good programs early.
+
 The scheduler (after Ansor's) first gives every job a round, then picks the
 job whose best latency is falling fastest relative to its batch's end-to-end
 latency.  A job ends when its space is exhausted or it has not improved for
@@ -41,7 +45,8 @@ GRID_LIMIT = 192  # spaces up to this size are searched as a grid, in cost-model
 
 
 class MeasurerLike(Protocol):
-    def measure(self, ops: Sequence[Any], config: Mapping[str, Any], inputs: TaskInputs) -> MeasureResult: ...
+    def measure(self, ops: Sequence[Any], config: Mapping[str, Any], inputs: TaskInputs, *,
+                best_s: float | None = None) -> MeasureResult: ...
 
 
 class Ranker(Protocol):
@@ -290,7 +295,7 @@ class Search:
 
     def _measure(self, job: Job, cfg: dict[str, Any], prediction: float | None) -> MeasureResult:
         started = time.time()
-        res = self.measurer.measure(job.task.ops, cfg, job.get_inputs())
+        res = self.measurer.measure(job.task.ops, cfg, job.get_inputs(), best_s=job.best_latency)
         self.budget.used_trials += 1
         job.measured[config_key(cfg)] = (cfg, res)
         self.db.add_trial(TrialRecord(

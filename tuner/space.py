@@ -109,9 +109,28 @@ class TaskSpace:
             "knobs": {k: v for k, v in values.items() if k not in top},
         }
         try:
-            return resolve_config(self.ops, given)
+            cfg = resolve_config(self.ops, given)
         except InvalidConfigError:
             return None
+        strat = self.strategies[strategy][0]
+        if strat.redundant_reason(self.main, cfg["knobs"], cfg["threads"]):
+            return None
+        return cfg
+
+    def suggested(self) -> list[dict[str, Any]]:
+        """The strategies' expert starting points (``Strategy.suggestions``) as configs of this space:
+        every thread and a chunk of the whole batch (capped at 16384 rows) from 64 rows up, one thread below."""
+        threads = thread_options(self.options)
+        n_threads = threads[-1] if self.batch >= 64 else threads[0]
+        chunk = max(c for c in chunk_options(self.batch) if c <= max(16384, min(chunk_options(self.batch))))
+        out = []
+        for strategy, (strat, backends) in self.strategies.items():
+            for knobs in strat.suggestions(self.main, self.batch):
+                for backend in backends:
+                    cfg = self.make_config(strategy, backend, {**knobs, "threads": n_threads, "batch_size": chunk})
+                    if cfg is not None:
+                        out.append(cfg)
+        return out
 
     def enumerate(self) -> Iterator[dict[str, Any]]:
         """Every valid config (the grid); sizes are small enough to list for tree tasks."""

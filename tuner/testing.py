@@ -30,7 +30,8 @@ class FakeMeasurer:
         self.status_fn = status_fn
         self.calls: list[tuple[dict[str, Any], int]] = []
 
-    def measure(self, ops: Sequence[Any], config: Mapping[str, Any], inputs: TaskInputs) -> MeasureResult:
+    def measure(self, ops: Sequence[Any], config: Mapping[str, Any], inputs: TaskInputs, *,
+                best_s: float | None = None) -> MeasureResult:
         batch = len(inputs.batches[0])
         self.calls.append((dict(config), batch))
         if self.delay_s:

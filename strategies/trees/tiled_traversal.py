@@ -112,6 +112,13 @@ class TiledTraversal(Strategy):
         return None
 
     @classmethod
+    def suggestions(cls, op: Op, batch_size: int) -> list[dict[str, Any]]:
+        layout = "perfect" if op.max_depth <= 10 else "sparse"
+        if batch_size < 8:  # one row: scalar walks, no vector set-up per call
+            return [{"layout": layout, "vector_rows": 1, "rows_per_block": 16, "interleave": 4}]
+        return [{"layout": layout}, {"layout": layout, "interleave": 8, "rows_per_block": 256}]
+
+    @classmethod
     def redundant_reason(cls, op: Op, knobs: Mapping[str, Any], threads: int) -> str | None:
         if threads == 1 and knobs.get("parallel", cls._default("parallel")) != cls._default("parallel"):
             return "with one thread the kernel has no parallel loop: every 'parallel' value builds the same code"
