@@ -29,3 +29,19 @@ demo: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
+
+# ---- benchmark suite (bench/README.md): tune once per machine (resumable), then run the suite.
+BENCH_BUDGET ?= 200
+BENCH_STAMP  := $(VENV)/.tunebird-bench-installed
+
+.PHONY: bench-tune bench
+
+$(BENCH_STAMP): $(STAMP) pyproject.toml constraints.txt
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[test,bench]"
+	touch $(BENCH_STAMP)
+
+bench-tune: $(BENCH_STAMP)
+	$(PY) -m bench --tune --time-budget $(BENCH_BUDGET)
+
+bench: $(BENCH_STAMP)
+	$(PY) -m bench

@@ -1,0 +1,69 @@
+"""The interface every benchmarked system implements, and output alignment shared by all of them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+Fn = Callable[[np.ndarray], Any]
+
+
+class NotApplicable(Exception):
+    """A system that cannot serve this model (``status``: unsupported, not tuned, ...)."""
+
+    def __init__(self, status: str, reason: str):
+        super().__init__(reason)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a worker knows besides the model: threads, the tuning database, the cache folder."""
+
+    threads: int
+    db: str
+    cache_dir: Path
+    method: str  # the native method every system reproduces (predict_proba for classifiers)
+
+
+class System:
+    """One way of serving a model.  ``prepare`` runs inside a fresh worker process."""
+
+    name: str = ""
+    label: str = ""
+    external: bool = False  # runs its own worker (another virtual environment)
+
+    def available(self) -> str | None:
+        """None when usable here; otherwise why not (e.g. "not installed: pip install -e .[bench]")."""
+        return None
+
+    def warm_imports(self) -> None:
+        """Import the libraries before the memory baseline (library code is not the predictor's memory)."""
+
+    def prepare(self, model_name: str, ctx: Context) -> tuple[Fn, str]:
+        """Load/convert/compile the model; ``(X -> outputs, note)``.  Raises NotApplicable or any error."""
+        raise NotImplementedError
+
+    def notes(self) -> str:
+        """One line for the table's legend (versions, backend, how it was run)."""
+        return ""
+
+
+def as_columns(y: Any, n: int) -> np.ndarray:
+    """Outputs as a float64 (n, k) array."""
+    return np.asarray(y, dtype=np.float64).reshape(n, -1)
+
+
+def align(got: np.ndarray, want: np.ndarray) -> np.ndarray:
+    """Match a binary classifier's one-column (P(class 1)) and two-column outputs to ``want``'s layout."""
+    got = as_columns(got, want.shape[0])
+    if got.shape[1] == want.shape[1]:
+        return got
+    if want.shape[1] == 1 and got.shape[1] == 2:
+        return got[:, 1:]
+    if want.shape[1] == 2 and got.shape[1] == 1:
+        return np.hstack([1 - got, got])
+    return got

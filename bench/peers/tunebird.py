@@ -1,0 +1,70 @@
+"""tunebird itself: the untuned default (``tuner.compile``) and the tuned predictor (``tuner.load`` from the db)."""
+
+from __future__ import annotations
+
+import warnings
+
+from .base import Context, Fn, NotApplicable, System
+
+
+def plan_summary(predictor: object) -> str:
+    """``batch 1: strategy@backend x threads; ...`` for a predictor's plans."""
+    parts = []
+    for plan in predictor.plans:
+        cfgs = " + ".join(f"{c['strategy']}@{c['backend']} t{c['threads']}" for c in plan.configs())
+        parts.append(f"{plan.tuned_batch or 'any'}: {cfgs}")
+    return "; ".join(parts)
+
+
+class _Tunebird(System):
+    def warm_imports(self) -> None:
+        import torch  # noqa: F401
+        import tvm  # noqa: F401
+
+        import strategies  # noqa: F401
+        import tuner.api  # noqa: F401
+        import tuner.tuning  # noqa: F401
+
+
+class Untuned(_Tunebird):
+    name = "tunebird-untuned"
+    label = "tunebird untuned"
+
+    def prepare(self, model_name: str, ctx: Context) -> tuple[Fn, str]:
+        import tuner
+
+        from .. import models
+
+        p = tuner.compile(models.load_native(model_name, ctx.cache_dir), threads=ctx.threads).warm_up()
+        return getattr(p, ctx.method), plan_summary(p)
+
+    def notes(self) -> str:
+        return "tuner.compile(model, threads=threads): the default strategy by Hummingbird's depth rule, torch backend"
+
+
+class Tuned(_Tunebird):
+    name = "tunebird-tuned"
+    label = "tunebird tuned"
+
+    def prepare(self, model_name: str, ctx: Context) -> tuple[Fn, str]:
+        import tuner
+        from strategies.errors import NotTunedError
+
+        from .. import models
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                p = tuner.load(models.load_native(model_name, ctx.cache_dir), db=ctx.db, strict=True)
+        except NotTunedError as exc:
+            raise NotApplicable("not tuned", f"not tuned in {ctx.db}: run make bench-tune") from exc
+        p.warm_up()
+        over = sorted({c["threads"] for plan in p.plans for c in plan.configs() if c["threads"] > ctx.threads})
+        if over:
+            raise NotApplicable("not tuned", f"tuned plans use {over} threads, more than {ctx.threads}; "
+                                "tune with --threads")
+        return getattr(p, ctx.method), plan_summary(p)
+
+    def notes(self) -> str:
+        return ("tuner.load(model, db=...): the plans tuned on this machine (at most the same thread count; "
+                "each call uses the plan tuned for the nearest batch size)")
