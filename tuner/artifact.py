@@ -96,7 +96,10 @@ def _unpack(data: bytes, what: str, expected_sha256: str | None) -> tuple[dict[s
             raise ArtifactIntegrityError(f"{what}: payload files {sorted(present ^ set(listed))[:5]} missing or unlisted")
         payload = {}
         for name, want in listed.items():
-            blob = zf.read(name)
+            try:
+                blob = zf.read(name)
+            except zipfile.BadZipFile as e:  # the zip's own CRC caught the damage first
+                raise ArtifactIntegrityError(f"{what}: payload {name} is damaged ({e}); refusing to load it") from None
             got = hashlib.sha256(blob).hexdigest()
             if got != want:
                 raise ArtifactIntegrityError(f"{what}: payload {name} has SHA-256 {got}, the manifest says {want}")

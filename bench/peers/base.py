@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -35,13 +36,22 @@ class System:
     name: str = ""
     label: str = ""
     external: bool = False  # runs its own worker (another virtual environment)
+    requires: tuple[str, ...] = ()  # optional modules it needs (the [bench] extras)
+    imports: tuple[str, ...] = ()  # modules imported before the memory baseline, besides ``requires``
 
     def available(self) -> str | None:
         """None when usable here; otherwise why not (e.g. "not installed: pip install -e .[bench]")."""
+        for module in self.requires:
+            try:
+                importlib.import_module(module)
+            except ImportError as exc:
+                return f"not installed ({exc.name}): pip install -e .[bench]"
         return None
 
     def warm_imports(self) -> None:
         """Import the libraries before the memory baseline (library code is not the predictor's memory)."""
+        for module in (*self.requires, *self.imports):
+            importlib.import_module(module)
 
     def prepare(self, model_name: str, ctx: Context) -> tuple[Fn, str]:
         """Load/convert/compile the model; ``(X -> outputs, note)``.  Raises NotApplicable or any error."""

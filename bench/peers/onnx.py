@@ -49,21 +49,8 @@ def output_index(sess: Any, method: str, booster: bool) -> int:
 class OnnxRuntime(System):
     name = "onnxruntime"
     label = "ONNX Runtime"
-
-    def available(self) -> str | None:
-        try:
-            import onnxruntime  # noqa: F401
-            import onnxmltools  # noqa: F401
-            import skl2onnx  # noqa: F401
-        except ImportError as exc:
-            return f"not installed ({exc.name}): pip install -e .[bench]"
-        return None
-
-    def warm_imports(self) -> None:
-        import onnxmltools  # noqa: F401
-        import onnxruntime  # noqa: F401
-        import skl2onnx  # noqa: F401
-        import xgboost  # noqa: F401
+    requires = ("onnxruntime", "onnxmltools", "skl2onnx")
+    imports = ("xgboost",)
 
     def prepare(self, model_name: str, ctx: Context) -> tuple[Fn, str]:
         import onnxruntime as ort

@@ -46,19 +46,8 @@ def library_path(model_file: Path, cache_dir: Path) -> Path:
 class Treelite(System):
     name = "treelite"
     label = "Treelite/TL2cgen"
-
-    def available(self) -> str | None:
-        try:
-            import tl2cgen  # noqa: F401
-            import treelite  # noqa: F401
-        except ImportError as exc:
-            return f"not installed ({exc.name}): pip install -e .[bench]"
-        return None
-
-    def warm_imports(self) -> None:
-        import tl2cgen  # noqa: F401
-        import treelite  # noqa: F401
-        import xgboost  # noqa: F401
+    requires = ("tl2cgen", "treelite")
+    imports = ("xgboost",)
 
     def prepare(self, model_name: str, ctx: Context) -> tuple[Fn, str]:
         import tl2cgen

@@ -113,10 +113,17 @@ class TiledTraversal(Strategy):
 
     @classmethod
     def suggestions(cls, op: Op, batch_size: int) -> list[dict[str, Any]]:
-        layout = "perfect" if op.max_depth <= 10 else "sparse"
-        if batch_size < 8:  # one row: scalar walks, no vector set-up per call
-            return [{"layout": layout, "vector_rows": 1, "rows_per_block": 16, "interleave": 4}]
-        return [{"layout": layout}, {"layout": layout, "interleave": 8, "rows_per_block": 256}]
+        layouts = ("perfect", "sparse") if op.max_depth <= 10 else ("sparse",)
+        if batch_size < 8:  # a row or a few: scalar walks, no vector set-up per call
+            wanted = [{"vector_rows": 1, "rows_per_block": 16, "interleave": 4}]
+        else:
+            wanted = [{}, {"interleave": 8, "rows_per_block": 256}, {"interleave": 8}]
+        out: list[dict[str, Any]] = []
+        for knobs in wanted:
+            valid = [k for k in ({"layout": lay, **knobs} for lay in layouts) if cls.invalid_reason(op, k) is None]
+            if valid and valid[0] not in out:
+                out.append(valid[0])
+        return out[:2]
 
     @classmethod
     def redundant_reason(cls, op: Op, knobs: Mapping[str, Any], threads: int) -> str | None:

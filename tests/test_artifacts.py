@@ -1,0 +1,78 @@
+"""Saved predictors reload in a fresh process and reproduce their outputs bit for bit, on every backend."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tuner
+from strategies.backends.base import all_backends
+from strategies.errors import ArtifactIntegrityError
+from zoo import ZOO, data
+
+REPO = Path(__file__).resolve().parents[1]
+
+# (zoo model, method, strategy, backend): every backend on a tree ensemble with NaN, and a pipeline
+CASES = [
+    ("xgb_binary_nan", "predict_proba", "tree_traversal", "torch"),
+    ("xgb_binary_nan", "predict_proba", "perfect_tree_traversal", "torchscript"),
+    ("xgb_binary_nan", "predict_proba", "gemm", "tvm"),
+    ("xgb_binary_nan", "predict_proba", "tiled_traversal", "tvm-tir"),
+    ("lgb_multiclass_zero_missing", "predict_proba", "perfect_tree_traversal", "inductor"),
+    ("sk_pipeline_scaler_logistic", "predict_proba", None, "torchscript"),
+    ("sk_pipeline_impute_scale_forest", "predict", "tiled_traversal", "tvm-tir"),
+]
+
+LOADER = """
+import json, sys, numpy as np
+from pathlib import Path
+import tuner
+d = Path(sys.argv[1])
+for case in json.loads((d / "cases.json").read_text()):
+    p = tuner.load_artifact(d / (case["name"] + ".tb"))
+    X = np.load(d / (case["name"] + ".x.npy"))
+    np.save(d / (case["name"] + ".out.npy"), getattr(p, case["method"])(X))
+"""
+
+
+def test_saved_predictors_reload_bit_identical_in_a_fresh_process(tmp_path):
+    expected, cases = {}, []
+    for i, (model_name, method, strategy, backend) in enumerate(CASES):
+        reason = all_backends()[backend].unavailable_reason()
+        if reason:
+            pytest.fail(f"backend {backend} unavailable: {reason}")
+        model = ZOO[model_name]()
+        kwargs = {"backend": backend, "threads": 1}
+        if strategy:
+            kwargs["strategy"] = strategy
+        p = tuner.compile(model, **kwargs)
+        name = f"case{i}"
+        X = data(200, 6, nan=0.0 if model_name == "sk_pipeline_scaler_logistic" else 0.1, seed=7)
+        np.save(tmp_path / f"{name}.x.npy", X)
+        p.save(str(tmp_path / f"{name}.tb"))
+        expected[name] = getattr(p, method)(X)
+        np.testing.assert_allclose(expected[name], getattr(model, method)(X), rtol=1e-5, atol=1e-6)
+        cases.append({"name": name, "method": method})
+    (tmp_path / "cases.json").write_text(json.dumps(cases))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    subprocess.run([sys.executable, "-c", LOADER, str(tmp_path)], check=True, env=env, cwd=tmp_path, timeout=600)
+    for case, spec in zip(cases, CASES):
+        got = np.load(tmp_path / f"{case['name']}.out.npy")
+        np.testing.assert_array_equal(got, expected[case["name"]], err_msg=str(spec))
+
+
+def test_a_tampered_artifact_file_is_refused(tmp_path):
+    p = tuner.compile(ZOO["xgb_binary_nan"](), backend="torch", threads=1)
+    path = tmp_path / "model.tb"
+    p.save(str(path))
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ArtifactIntegrityError):
+        tuner.load_artifact(path)
