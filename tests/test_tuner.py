@@ -224,3 +224,17 @@ def test_a_hopeless_candidate_is_timed_by_one_call(tmp_path):
         cut = m.measure(ops, cfg, inputs, best_s=1e-9)  # "the best so far" is absurdly fast: one call decides
     assert full.ok and full.repeats >= FAST.min_repeats
     assert cut.ok and cut.repeats == 1 and cut.median_s > 0
+
+
+def test_a_config_tuned_at_one_batch_size_adapts_to_another():
+    from strategies.testing import random_ensemble
+    from tuner.space import TaskSpace, config_key
+
+    op = random_ensemble(4, n_trees=8, depth=4, n_features=5)
+    small, large = TaskSpace((op,), 1024), TaskSpace((op,), 100_000)
+    cfg = next(c for c in small.enumerate() if c["strategy"] == "perfect_tree_traversal" and c["batch_size"] == 1024)
+    moved = large.adapt(cfg)
+    assert moved is not None and moved["batch_size"] == 1024 and moved["knobs"] == cfg["knobs"]
+    assert config_key(moved) in {config_key(c) for c in large.enumerate() if c["strategy"] == "perfect_tree_traversal"}
+    big = next(c for c in large.enumerate() if c["batch_size"] == 16384)
+    assert small.adapt(big)["batch_size"] == 1024  # capped at the smaller batch

@@ -12,7 +12,9 @@ A *job* is one (task, tuned batch size).  Each round of a job:
 
 A job's first round also measures its seed configs: the untuned default (the
 speedup is reported against it) and the strategies' suggested starting points
-(``Strategy.suggestions``), so the cost model learns from good programs early.
+(``Strategy.suggestions``), so the cost model learns from good programs early;
+every round also measures the best configs of the same task at the other batch
+sizes (adapted to this one), when not measured yet.
 
 The scheduler (after Ansor's) first gives every job a round, then picks the
 job whose best latency is falling fastest relative to its batch's end-to-end
@@ -249,7 +251,8 @@ class Search:
     def _round(self, job: Job) -> None:
         job.rounds += 1
         pool, asked = self._proposals(job)
-        seeds = [c for c in job.seed_configs if config_key(c) not in job.measured]
+        seeds = [c for c in job.seed_configs + self._sibling_bests(job) if config_key(c) not in job.measured]
+        seeds = list({config_key(c): c for c in seeds}.values())
         job.seed_configs = []
         if not pool and not seeds:
             job.done = True
@@ -258,7 +261,7 @@ class Search:
         if pool:
             pred = np.asarray(self.ranker.predict(job.task, pool, job.batch), dtype=float)
             order = list(np.argsort(pred, kind="stable"))
-            k = max(0, self.settings.per_round - len(seeds))
+            k = max(1, self.settings.per_round - len(seeds))  # at least one pick of the cost model
             if len(order) <= k or k < 2:
                 chosen = order[:k]
             else:  # the k-1 best predicted, and one more at random to keep exploring
@@ -266,7 +269,10 @@ class Search:
                 chosen = order[: k - 1] + [rest[int(self.rng.integers(0, len(rest)))]]
         else:
             pred = np.array([])
-        to_measure = [(c, None) for c in seeds] + [(pool[i], _seconds(pred[i])) for i in chosen]
+        seed_keys = {config_key(c) for c in seeds}
+        to_measure = [(c, None) for c in seeds] + [
+            (pool[i], _seconds(pred[i])) for i in chosen if config_key(pool[i]) not in seed_keys
+        ]
         measured_cfgs, results = [], []
         before = job.best_latency
         for cfg, prediction in to_measure:
@@ -277,6 +283,10 @@ class Search:
             results.append(res)
         # tell optuna about this round's asks: values for the measured ones, FAIL for the rest
         done_keys = {config_key(c): r for c, r in zip(measured_cfgs, results)}
+        for cfg in seeds:
+            r = done_keys.get(config_key(cfg))
+            if r is not None:
+                self._tell_known(job, cfg, r)
         for trial, cfg in zip(asked, pool):
             r = done_keys.get(config_key(cfg))
             if r is not None and r.ok:
@@ -292,6 +302,17 @@ class Search:
         if job.stale_rounds >= self.settings.patience:
             job.done = True
             log.info("%s: no improvement for %d rounds; best %.3g s", job.name(), job.stale_rounds, after)
+
+    def _sibling_bests(self, job: Job) -> list[dict[str, Any]]:
+        """The best configs found for the same task at other batch sizes, adapted to this job's."""
+        out = []
+        for other in self.jobs:
+            if other is job or other.task.workload_hash != job.task.workload_hash or other.best is None:
+                continue
+            cfg = job.space.adapt(other.best[0])
+            if cfg is not None:
+                out.append(cfg)
+        return out
 
     def _measure(self, job: Job, cfg: dict[str, Any], prediction: float | None) -> MeasureResult:
         started = time.time()

@@ -132,6 +132,22 @@ class TaskSpace:
                         out.append(cfg)
         return out
 
+    def adapt(self, config: Mapping[str, Any]) -> dict[str, Any] | None:
+        """A config tuned for another batch size as a config of this space (its chunk size capped at
+        this batch), or None when it does not fit here."""
+        if config.get("strategy") not in self.strategies:
+            return None
+        chunks = chunk_options(self.batch)
+        chunk = int(config.get("batch_size") or self.batch)
+        fitting = [c for c in chunks if c <= chunk]
+        values = {**dict(config.get("knobs") or {}), "threads": config.get("threads"),
+                  "batch_size": max(fitting) if fitting else min(chunks)}
+        if "fuse_post" in config:
+            values["fuse_post"] = config["fuse_post"]
+        if config.get("backend") not in self.strategies[config["strategy"]][1]:
+            return None
+        return self.make_config(config["strategy"], config["backend"], values)
+
     def enumerate(self) -> Iterator[dict[str, Any]]:
         """Every valid config (the grid); sizes are small enough to list for tree tasks."""
         for strategy, (_, backends) in self.strategies.items():
