@@ -10,11 +10,13 @@ A *job* is one (task, tuned batch size).  Each round of a job:
 3. records every measured trial in the database at once (a crash loses nothing),
    tells optuna, and refits the cost model.
 
-A job's first round also measures its seed configs: the untuned default (the
-speedup is reported against it) and the strategies' suggested starting points
-(``Strategy.suggestions``), so the cost model learns from good programs early;
-every round also measures the best configs of the same task at the other batch
-sizes (adapted to this one), when not measured yet.
+A job's first round also measures its seed configs: the strategies' suggested
+starting points (``Strategy.suggestions``), so the cost model learns from good
+programs early, then the untuned default (the speedup is reported against it;
+with a good config known, a slow default is timed by one call).  Every round
+also measures the best configs of the same task at the other batch sizes
+(adapted to this one), when not measured yet.  A job that a time budget never
+reached still gets its seeds measured after the budget is spent.
 
 The scheduler (after Ansor's) first gives every job a round, then picks the
 job whose best latency is falling fastest relative to its batch's end-to-end
@@ -92,6 +94,7 @@ class Job:
     space: TaskSpace
     inputs: Callable[[], TaskInputs]
     seed_configs: list[dict[str, Any]] = field(default_factory=list)
+    default_config: dict[str, Any] | None = None  # the untuned default, measured in the first round
     measured: dict[tuple, tuple[dict[str, Any], MeasureResult]] = field(default_factory=dict)
     best_history: list[float] = field(default_factory=list)
     rounds: int = 0
@@ -204,6 +207,12 @@ class Search:
             if job is None:
                 break
             self._round(job)
+        if self.budget.seconds is not None:
+            # a job the time budget never reached still gets its seeds measured (the hopeless-candidate
+            # cut-off bounds their cost), so no batch size is left with nothing but the default
+            for job in self.jobs:
+                if job.rounds == 0 and not job.done:
+                    self._round(job, seeds_only=True)
 
     def _pick(self) -> Job | None:
         live = [j for j in self.jobs if not j.done]
@@ -248,14 +257,17 @@ class Search:
             asked.append(trial)
         return pool, asked
 
-    def _round(self, job: Job) -> None:
+    def _round(self, job: Job, *, seeds_only: bool = False) -> None:
         job.rounds += 1
-        pool, asked = self._proposals(job)
-        seeds = [c for c in job.seed_configs + self._sibling_bests(job) if config_key(c) not in job.measured]
+        pool, asked = ([], []) if seeds_only else self._proposals(job)
+        # the strategies' suggestions and the other batch sizes' bests before the untuned default: with a
+        # good config known, a slow default is timed by one call
+        default = [job.default_config] if job.default_config is not None else []
+        seeds = [c for c in job.seed_configs + self._sibling_bests(job) + default if config_key(c) not in job.measured]
         seeds = list({config_key(c): c for c in seeds}.values())
         job.seed_configs = []
         if not pool and not seeds:
-            job.done = True
+            job.done = not seeds_only
             return
         chosen: list[int] = []
         if pool:
@@ -276,7 +288,7 @@ class Search:
         measured_cfgs, results = [], []
         before = job.best_latency
         for cfg, prediction in to_measure:
-            if self.budget.spent():
+            if self.budget.spent() and not seeds_only:
                 break
             res = self._measure(job, cfg, prediction)
             measured_cfgs.append(cfg)

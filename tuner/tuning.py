@@ -188,7 +188,7 @@ def tune(
             job = Job(t, b, TaskSpace(t.ops, b, options), _inputs_factory(t, xt, b))
             job.seed_configs = job.space.suggested()
             if t.workload_hash == whole.workload_hash:
-                job.seed_configs.insert(0, default)
+                job.default_config = default
             jobs.append(job)
     if trials is None and time_budget is None:
         time_budget = DEFAULT_TIME_BUDGET
