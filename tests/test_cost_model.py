@@ -51,6 +51,20 @@ from tuner.space import SpaceOptions, TaskSpace
 DEVICE = Device(cpu_model="Test CPU", n_cores=2, isa_flags=("avx2", "fma", "avx512f"),
                 cache_sizes=(("L1d", 32768), ("L2", 1 << 20)), os="Linux", arch="x86_64")
 BACKENDS = ("torch", "torchscript", "inductor", "tvm")
+TEST_ONLY_BACKENDS = ("crashy", "liar")  # tests/fake_backends.py, registered when test_tuner shares the process
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _registry_without_test_backends():
+    """The feature schema follows the backend registry: keep it the library's own, whatever ran before."""
+    from strategies.backends import base as backends_base
+
+    backends_base.all_backends()  # load the library's backends first
+    with pytest.MonkeyPatch.context() as mp:
+        for name in TEST_ONLY_BACKENDS:
+            if name in backends_base._BACKENDS:
+                mp.delitem(backends_base._BACKENDS, name)
+        yield
 OPTIONS = SpaceOptions(backends=BACKENDS, threads=(1, 2))
 BATCHES = (1, 1024)
 
