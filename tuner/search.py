@@ -12,8 +12,8 @@ A *job* is one (task, tuned batch size).  Each round of a job:
 
 A job's first round also measures its seed configs: the strategies' suggested
 starting points (``Strategy.suggestions``), so the cost model learns from good
-programs early, then the untuned default (the speedup is reported against it;
-with a good config known, a slow default is timed by one call).  Every round
+programs early, then the untuned default (the speedup is reported against it,
+so it is always timed in full).  Every round
 also measures the best configs of the same task at the other batch sizes
 (adapted to this one), when not measured yet.  A job that a time budget never
 reached still gets its seeds measured after the budget is spent.
@@ -260,8 +260,8 @@ class Search:
     def _round(self, job: Job, *, seeds_only: bool = False) -> None:
         job.rounds += 1
         pool, asked = ([], []) if seeds_only else self._proposals(job)
-        # the strategies' suggestions and the other batch sizes' bests before the untuned default: with a
-        # good config known, a slow default is timed by one call
+        # the strategies' suggestions and the other batch sizes' bests first: when the budget runs out
+        # mid-round, the good programs have been measured
         default = [job.default_config] if job.default_config is not None else []
         seeds = [c for c in job.seed_configs + self._sibling_bests(job) + default if config_key(c) not in job.measured]
         seeds = list({config_key(c): c for c in seeds}.values())
@@ -328,7 +328,10 @@ class Search:
 
     def _measure(self, job: Job, cfg: dict[str, Any], prediction: float | None) -> MeasureResult:
         started = time.time()
-        res = self.measurer.measure(job.task.ops, cfg, job.get_inputs(), best_s=job.best_latency)
+        is_default = job.default_config is not None and config_key(cfg) == config_key(job.default_config)
+        # the default is the reference of the reported speedup: always timed in full
+        best = None if is_default else job.best_latency
+        res = self.measurer.measure(job.task.ops, cfg, job.get_inputs(), best_s=best)
         self.budget.used_trials += 1
         job.measured[config_key(cfg)] = (cfg, res)
         self.db.add_trial(TrialRecord(
