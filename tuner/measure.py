@@ -4,7 +4,7 @@ A :class:`Measurer` owns one spawned worker.  Each :meth:`Measurer.measure`
 sends the task (serialised IR), the config and a key to the inputs; the worker
 builds the program, checks its output against the reference values computed
 here, then times it: warm-up, then timed calls on rotating input batches until
-both ``min_repeats`` and ``min_seconds`` are reached.  A candidate whose first
+both ``min_repeats`` and ``min_seconds`` are reached.  A candidate whose last
 warm-up call is ``hopeless_ratio`` times slower than the best known for its
 job is recorded from that one call.  A worker that dies or
 overruns the timeout is killed and restarted, and the trial is recorded as
@@ -61,7 +61,7 @@ class MeasureSettings:
     min_seconds: float = 0.2
     max_repeats: int = 200
     timeout_s: float = 120.0
-    # a candidate whose first warm-up call is this many times slower than the job's best so far is timed
+    # a candidate whose last warm-up call is this many times slower than the job's best so far is timed
     # by that call alone (it cannot win, and at large batches one call of a slow program can take seconds)
     hopeless_ratio: float = 4.0
     preload: tuple[str, ...] = ()  # modules the worker imports first (tests register fake backends)
@@ -151,7 +151,7 @@ def _run_trial(compiled_task: Any, ops_bytes: bytes, config: Mapping[str, Any], 
         t = time.perf_counter()
         task(batches[i % len(batches)], output)
         once = time.perf_counter() - t
-        if i == 0 and cutoff_s is not None and once > cutoff_s:
+        if i == settings.warmup - 1 and cutoff_s is not None and once > cutoff_s:  # warm by now
             return MeasureResult("ok", once, None, build_s, 1)
     times: list[float] = []
     start = time.perf_counter()

@@ -319,9 +319,10 @@ class Search:
         """The best configs found for the same task at other batch sizes, adapted to this job's."""
         out = []
         for other in self.jobs:
-            if other is job or other.task.workload_hash != job.task.workload_hash or other.best is None:
+            if other is job or other.task.workload_hash != job.task.workload_hash:
                 continue
-            cfg = job.space.adapt(other.best[0])
+            best = other.best
+            cfg = job.space.adapt(best[0]) if best is not None else None
             if cfg is not None:
                 out.append(cfg)
         return out

@@ -122,7 +122,8 @@ class TaskSpace:
         every thread and a chunk of the whole batch (capped at 16384 rows) from 64 rows up, one thread below."""
         threads = thread_options(self.options)
         n_threads = threads[-1] if self.batch >= 64 else threads[0]
-        chunk = max(c for c in chunk_options(self.batch) if c <= max(16384, min(chunk_options(self.batch))))
+        chunks = chunk_options(self.batch)
+        chunk = max((c for c in chunks if c <= 16384), default=min(chunks))
         out = []
         for strategy, (strat, backends) in self.strategies.items():
             for knobs in strat.suggestions(self.main, self.batch):
@@ -135,7 +136,8 @@ class TaskSpace:
     def adapt(self, config: Mapping[str, Any]) -> dict[str, Any] | None:
         """A config tuned for another batch size as a config of this space (its chunk size capped at
         this batch), or None when it does not fit here."""
-        if config.get("strategy") not in self.strategies:
+        strategy, backend = config.get("strategy"), config.get("backend")
+        if strategy not in self.strategies or backend not in self.strategies[strategy][1]:
             return None
         chunks = chunk_options(self.batch)
         chunk = int(config.get("batch_size") or self.batch)
@@ -144,9 +146,7 @@ class TaskSpace:
                   "batch_size": max(fitting) if fitting else min(chunks)}
         if "fuse_post" in config:
             values["fuse_post"] = config["fuse_post"]
-        if config.get("backend") not in self.strategies[config["strategy"]][1]:
-            return None
-        return self.make_config(config["strategy"], config["backend"], values)
+        return self.make_config(strategy, backend, values)
 
     def enumerate(self) -> Iterator[dict[str, Any]]:
         """Every valid config (the grid); sizes are small enough to list for tree tasks."""

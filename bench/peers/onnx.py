@@ -75,11 +75,10 @@ class OnnxRuntime(System):
         return run, f"output {out_name!r}"
 
     def notes(self) -> str:
-        try:
-            import onnxmltools
-            import onnxruntime
-            import skl2onnx
-        except ImportError:
+        if self.available():
             return ""
+        import onnxmltools
+        import onnxruntime
+        import skl2onnx
         return (f"ONNX Runtime {onnxruntime.__version__} (CPU provider, intra_op threads = threads), models converted "
                 f"with skl2onnx {skl2onnx.__version__} / onnxmltools {onnxmltools.__version__}")

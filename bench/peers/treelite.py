@@ -76,10 +76,9 @@ class Treelite(System):
         return run, f"{note}; {dtype} thresholds"
 
     def notes(self) -> str:
-        try:
-            import tl2cgen
-            import treelite
-        except ImportError:
+        if self.available():
             return ""
+        import tl2cgen
+        import treelite
         return (f"Treelite {treelite.__version__} import + TL2cgen {tl2cgen.__version__} export_lib (gcc), "
                 "Predictor(nthread = threads); compiled libraries cached, so build time excludes gcc on reruns")
