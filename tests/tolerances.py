@@ -35,3 +35,19 @@ def assert_same_labels(actual, expected, what: str = ""):
     assert a.shape == e.shape, f"{what}: shape {a.shape} != expected {e.shape}"
     bad = np.flatnonzero(a != e)
     assert bad.size == 0, f"{what}: {bad.size} labels differ, first at rows {bad[:10].tolist()}: {a[bad[:5]]} vs {e[bad[:5]]}"
+
+
+SCORE_RTOL = 1e-5
+
+
+def assert_scores(actual, expected, *, rtol: float = SCORE_RTOL, what: str = ""):
+    """The project's score tolerance: |a - e| <= rtol * max(|e|, scale), scale = max(1, max |e|) over the batch.
+
+    (A float32 program is accurate relative to the output's magnitude, not to each tiny value.)
+    """
+    a = np.asarray(actual, dtype=np.float64)
+    e = np.asarray(expected, dtype=np.float64)
+    assert a.shape == e.shape, f"{what}: shape {a.shape} != expected {e.shape}"
+    finite = np.abs(e[np.isfinite(e)])
+    scale = max(1.0, float(finite.max()) if finite.size else 1.0)
+    np.testing.assert_allclose(a, e, rtol=rtol, atol=rtol * scale, equal_nan=True, err_msg=what)
