@@ -179,8 +179,9 @@ def main_task(conv: ConvertedModel) -> Task:
 
 def task_inputs(conv: ConvertedModel, task: Task, rows: int = 4096) -> np.ndarray:
     X = sample_inputs(conv, rows, seed=0, nan=conv.input.allow_nan, inf=conv.input.allow_inf)
-    for op in conv.graph.ops[: task.start]:
-        X = reference.evaluate_op(op, X)
+    tasks = tasks_for_backend(conv.graph, "torch")
+    for t in tasks[: tasks.index(task)]:
+        X = reference.evaluate(t.graph, X)
     return X
 
 

@@ -32,7 +32,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from strategies.base import Knob
-from strategies.ir import OP_TYPES, Linear, Op, PostTransform, TreeEnsemble, content_hash
+from strategies.ir import Linear, Op, PostTransform, TreeEnsemble, content_hash
 from strategies.torch_ops import main_op_index
 from tuner.device import ISA_FLAGS, ISA_PREFIXES
 
@@ -61,8 +61,20 @@ _TREE_NAMES = (
     "te.frac_missing_left", "te.frac_zero_missing", "te.frac_categorical", "te.float64", "te.mean_agg",
     "te.vector_leaves",
 )
+# operator kinds counted by family, so the schema does not change whenever an operator is added
+OP_FAMILIES = ("tree_ensemble", "linear", "elementwise", "routing", "encoding", "expansion")
+_FAMILY_OF = {"tree_ensemble": "tree_ensemble", "linear": "linear", "gather": "routing", "concat": "routing",
+              "constant": "routing", "lookup": "encoding", "bucketize": "expansion", "polynomial": "expansion",
+              "spline": "expansion"}
+
+
+def op_family(kind: str) -> str:
+    """The family an operator kind is counted in (scalers, imputers and the like: ``elementwise``)."""
+    return _FAMILY_OF.get(kind, "elementwise")
+
+
 SUBGRAPH_NAMES: tuple[str, ...] = (
-    "sg.n_ops", *(f"sg.ops.{k}" for k in sorted(OP_TYPES)), "sg.in_width", "sg.out_width", "sg.input_itemsize",
+    "sg.n_ops", *(f"sg.ops.{k}" for k in OP_FAMILIES), "sg.in_width", "sg.out_width", "sg.input_itemsize",
     *_TREE_NAMES, "lin.in", "lin.out", *(f"sg.post={k}" for k in PostTransform.KINDS),
     "an.visits_expected", "an.visits_padded", "an.gemm_macs", "an.linear_macs", "an.elementwise",
     "an.model_bytes", "an.gemm_bytes", "an.perfect_bytes",
@@ -280,7 +292,7 @@ def _subgraph_features(ops: tuple[Op, ...]) -> dict[str, float]:
     out["lin.in"] = out["lin.out"] = NAN
     out["sg.n_ops"] = len(ops)
     for op in ops:
-        out[f"sg.ops.{op.kind}"] += 1
+        out[f"sg.ops.{op_family(op.kind)}"] += 1
     out["sg.in_width"] = ops[0].input_type().width
     out["sg.out_width"] = ops[-1].output_type().width
     main = ops[main_op_index(ops)]

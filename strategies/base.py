@@ -100,7 +100,7 @@ def register(cls: type[Strategy]) -> type[Strategy]:
 
 def _load_all() -> None:
     # Importing the modules registers their strategies.
-    from . import linear, preprocessing  # noqa: F401
+    from . import columns, expansions, linear, preprocessing  # noqa: F401
     from .trees import gemm, tiled_traversal, traversal  # noqa: F401
 
 

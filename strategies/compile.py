@@ -23,7 +23,7 @@ from .backends._tvm_runtime import usable_cores
 from .backends.base import BuildRequest, Program, get_backend
 from .base import get_strategy, strategies_for
 from .errors import InvalidConfigError
-from .ir import Op, TreeEnsemble
+from .ir import Graph, Op, TreeEnsemble, as_graph
 from .torch_ops import main_op_index
 
 log = logging.getLogger(__name__)
@@ -58,8 +58,9 @@ def default_strategy(op: Op) -> str:
     return options[0].name
 
 
-def resolve_config(ops: Sequence[Op], given: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Fill in defaults and validate; errors name the allowed values."""
+def resolve_config(task: Graph | Sequence[Op], given: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Fill in defaults and validate for a task (its graph, or a chain of ops); errors name the allowed values."""
+    ops = task.ops if isinstance(task, Graph) else tuple(task)
     given = dict(given or {})
     unknown = sorted(set(given) - set(CONFIG_KEYS))
     if unknown:
@@ -122,16 +123,21 @@ def _backends():
 
 
 class CompiledTask:
-    """A task's ops and resolved config; builds one program per requested value, lazily."""
+    """A task's graph (or chain of ops) and resolved config; builds one program per requested value, lazily."""
 
-    def __init__(self, ops: Sequence[Op], config: Mapping[str, Any], programs: Mapping[str, Program] | None = None):
-        self.ops = tuple(ops)
+    def __init__(self, graph: Graph | Sequence[Op], config: Mapping[str, Any],
+                 programs: Mapping[str, Program] | None = None):
+        self.graph = as_graph(graph)
         self.config = dict(config)
         self.programs: dict[str, Program] = dict(programs or {})
 
+    @property
+    def ops(self) -> tuple[Op, ...]:
+        return self.graph.ops
+
     def program_key(self, output: str) -> str:
         """Which program serves ``output``: unfused post-transforms reuse the raw program."""
-        if output == "out" and not self.config["fuse_post"] and not self.ops[-1].post_transform.is_identity:
+        if output == "out" and not self.config["fuse_post"] and not self.graph.post_transform.is_identity:
             return "raw"
         return output
 
@@ -140,7 +146,7 @@ class CompiledTask:
         prog = self.programs.get(key)
         if prog is None:
             backend = get_backend(self.config["backend"])()
-            prog = backend.build(BuildRequest(self.ops, self.config, key))
+            prog = backend.build(BuildRequest(self.graph, self.config, key))
             self.programs[key] = prog
         return prog
 
@@ -150,7 +156,7 @@ class CompiledTask:
             x = np.ascontiguousarray(x, dtype=prog.input_dtype)
         y = prog(x)
         if output == "out" and self.program_key(output) == "raw":
-            y = reference.apply_post_transform(self.ops[-1].post_transform, y)
+            y = reference.apply_post_transform(self.graph.post_transform, y)
         return y
 
     @property

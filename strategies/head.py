@@ -107,17 +107,96 @@ class Head:
         return np.argmax(value, axis=1)
 
 
+# Codes the input boundary gives string cells that are not in a column's vocabulary (NaN stays NaN).
+UNKNOWN_CODE = -1.0
+NONE_CODE = -2.0
+COLUMN_KINDS = ("number", "string")
+
+
+@register_dataclass
+@dataclass(frozen=True, eq=False)
+class ColumnSpec:
+    """What one input column holds and what the original model refuses in it.
+
+    kind        ``number``, or ``string``: the boundary turns each cell into its index in
+                ``vocabulary`` (None becomes ``NONE_CODE``, NaN and pd.NA stay NaN, any other
+                string ``UNKNOWN_CODE``)
+    allow_nan / allow_inf   whether the original model accepts NaN / +-inf here
+    known       when set, the only values (codes for strings; NaN for missing) the model accepts
+                (an encoder with ``handle_unknown='error'``); ``known_by`` names it for the message
+    refused     values the model refuses here (a MissingIndicator's missing value in a column that had
+                none at fit); ``refused_by`` names it
+    """
+
+    kind: Literal["number", "string"] = "number"
+    vocabulary: tuple[str, ...] = ()
+    allow_nan: bool = True
+    allow_inf: bool = True
+    known: np.ndarray | None = None
+    known_by: str = ""
+    refused: np.ndarray | None = None
+    refused_by: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in COLUMN_KINDS:
+            raise ValueError(f"column kind must be one of {COLUMN_KINDS}, got {self.kind!r}")
+        object.__setattr__(self, "vocabulary", tuple(str(v) for v in self.vocabulary))
+        if self.known is not None:
+            object.__setattr__(self, "known", _arr(np.unique(np.asarray(self.known, np.float64)), np.float64, 1))
+        if self.refused is not None:
+            object.__setattr__(self, "refused", _arr(np.unique(np.asarray(self.refused, np.float64)), np.float64, 1))
+
+    def decode(self, code: float) -> object:
+        """The cell value a code stands for (for error messages)."""
+        if np.isnan(code):
+            return np.nan
+        if self.kind == "string":
+            if code == NONE_CODE:
+                return None
+            if 0 <= code < len(self.vocabulary):
+                return self.vocabulary[int(code)]
+            return "<unknown>"
+        return float(code)
+
+
 @register_dataclass
 @dataclass(frozen=True, eq=False)
 class InputSpec:
-    """What the original model accepts: feature count, and whether NaN / inf are allowed."""
+    """What the original model accepts: feature count, names, and what each column may hold.
+
+    ``allow_nan`` / ``allow_inf`` hold for every column when ``columns`` is None;
+    otherwise each :class:`ColumnSpec` says it for its column.  ``ndim = 1``: the
+    model takes a 1-D array (a ``LabelEncoder``), seen as one column.
+    """
 
     n_features: int
     allow_nan: bool = True
     allow_inf: bool = True
     feature_names: tuple[str, ...] | None = None
+    columns: tuple[ColumnSpec, ...] | None = None
+    ndim: int = 2
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "n_features", int(self.n_features))
         if self.feature_names is not None:
             object.__setattr__(self, "feature_names", tuple(str(n) for n in self.feature_names))
+        if self.columns is not None:
+            object.__setattr__(self, "columns", tuple(self.columns))
+            if len(self.columns) != self.n_features:
+                raise ValueError(f"{len(self.columns)} column specs for {self.n_features} features")
+            object.__setattr__(self, "allow_nan", all(c.allow_nan for c in self.columns))
+            object.__setattr__(self, "allow_inf", all(c.allow_inf for c in self.columns))
+        if self.ndim not in (1, 2):
+            raise ValueError(f"ndim must be 1 or 2, got {self.ndim}")
+
+    @property
+    def has_strings(self) -> bool:
+        return self.columns is not None and any(c.kind == "string" for c in self.columns)
+
+    def column(self, j: int) -> ColumnSpec:
+        if self.columns is None:
+            return ColumnSpec(allow_nan=self.allow_nan, allow_inf=self.allow_inf)
+        return self.columns[j]
+
+    def column_name(self, j: int) -> str:
+        return repr(self.feature_names[j]) if self.feature_names is not None else str(j)

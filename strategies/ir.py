@@ -1,11 +1,13 @@
-"""The operator IR: a typed chain of operators, and the tree-ensemble normal form.
+"""The operator IR: a DAG of typed operators, and the tree-ensemble normal form.
 
-A converted model is a :class:`Graph` (a chain of operators, each consuming the
-previous one's output, starting from the input matrix ``X`` of shape
-``(n, n_features)``) plus a :class:`~strategies.head.Head` that says how the
-original model's methods are read off the graph's outputs.  scikit-learn
-pipelines are chains, so a chain is all the frontends need; every operator
-states its input and output widths and dtypes.
+A converted model is a :class:`Graph` (operators whose inputs are earlier
+values: the input matrix ``X`` of shape ``(n, n_features)`` or other operators'
+outputs) plus a :class:`~strategies.head.Head` that says how the original
+model's methods are read off the graph's output.  Column routing (``gather``,
+``concat``) and categorical encodings (``lookup``) live in
+:mod:`strategies.ir_columns`; every operator states its input and output widths.
+String columns never reach the graph: they become integer codes at the input
+boundary (:mod:`strategies.inputs`).
 
 Every operator can be evaluated to two values: ``raw`` (before its
 post-transform) and ``out`` (after).  Only the last operator's post-transform
@@ -25,7 +27,7 @@ import json
 import struct
 import zipfile
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Sequence
 
 import numpy as np
 
@@ -84,6 +86,8 @@ class PostTransform:
 
 
 IDENTITY = PostTransform()
+
+_DATACLASSES: dict[str, type] = {}  # every IR dataclass :func:`encode` / :func:`decode` know, by class name
 
 
 def _arr(x: Any, dtype: Any, ndim: int | None = None, name: str = "array") -> np.ndarray:
@@ -238,6 +242,10 @@ class Op:
 
     def input_type(self) -> TensorType:  # pragma: no cover - every op overrides
         raise NotImplementedError
+
+    def input_widths(self) -> tuple[int, ...]:
+        """Width of each input value (one for every op but ``concat``)."""
+        return (self.input_type().width,)
 
     def output_type(self) -> TensorType:  # pragma: no cover
         raise NotImplementedError
@@ -445,18 +453,31 @@ class Normalizer(Op):
 class Imputer(Op):
     """Replace missing entries by per-feature fill values, then keep the columns ``keep``.
 
-    An entry is missing when it is NaN (``missing_value`` NaN) or equals ``missing_value``.
+    An entry is missing when it is NaN (``missing_value`` NaN) or equals ``missing_value``;
+    ``missing_per_column`` gives each column its own marker instead (string codes differ by column).
     """
 
     kind: ClassVar[str] = "imputer"
     fill: np.ndarray  # float64 (F,)
     keep: np.ndarray  # int32 (F_out,)
     missing_value: float = float("nan")
+    missing_per_column: np.ndarray | None = None  # float64 (F,)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fill", _arr(self.fill, np.float64, 1, "fill"))
         object.__setattr__(self, "keep", _arr(self.keep, np.int32, 1, "keep"))
         object.__setattr__(self, "missing_value", float(self.missing_value))
+        if self.missing_per_column is not None:
+            object.__setattr__(self, "missing_per_column",
+                               _arr(self.missing_per_column, np.float64, 1, "missing_per_column"))
+            if self.missing_per_column.shape != self.fill.shape:
+                raise ValueError("missing_per_column needs one marker per column")
+
+    def markers(self) -> np.ndarray:
+        """The missing marker of every input column."""
+        if self.missing_per_column is not None:
+            return self.missing_per_column
+        return np.full(self.fill.shape[0], self.missing_value)
         if self.keep.size and (self.keep.min() < 0 or self.keep.max() >= self.fill.shape[0]):
             raise ValueError("imputer keep indices out of range")
 
@@ -475,52 +496,144 @@ OP_TYPES: dict[str, type[Op]] = {
 }
 
 
+def register_op(cls: type) -> type:
+    """Class decorator: add an operator type to :data:`OP_TYPES` (and make it encodable)."""
+    OP_TYPES[cls.kind] = cls
+    _DATACLASSES[cls.__name__] = cls
+    return cls
+
+
 # --------------------------------------------------------------------------- graph
+
+INPUT = -1  # the value index of a graph's input
+
+
+@dataclass(frozen=True, eq=False)
+class Node:
+    """One operator applied to named values: ``inputs`` are indices, ``-1`` the graph input and
+    ``k >= 0`` the output of node ``k`` (always an earlier node), as in SSA form (``%k``)."""
+
+    op: Op
+    inputs: tuple[int, ...] = (INPUT,)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "inputs", tuple(int(i) for i in self.inputs))
 
 
 @dataclass(frozen=True, eq=False)
 class Graph:
-    """A chain of operators from ``X`` of ``n_features`` columns to the output."""
+    """A DAG of operators from the input ``X`` (``n_features`` columns) to the last node's output.
+
+    Nodes are in topological order; value ``-1`` is the input and value ``k`` the
+    output of node ``k``.  A chain (each node consuming the previous one) is the
+    special case: ``Graph(n, (op1, op2))`` builds one from bare operators.  Only
+    the last node's post-transform may differ from identity.
+    """
 
     n_features: int
-    ops: tuple[Op, ...]
+    nodes: tuple[Node, ...]
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "ops", tuple(self.ops))
         object.__setattr__(self, "n_features", int(self.n_features))
-        if not self.ops:
+        nodes = []
+        for i, n in enumerate(self.nodes):
+            if isinstance(n, Op):  # chain shorthand
+                n = Node(n, (i - 1,) if i else (INPUT,))
+            nodes.append(n)
+        object.__setattr__(self, "nodes", tuple(nodes))
+        if not self.nodes:
             raise ValueError("a graph needs at least one operator")
-        width = self.n_features
-        for i, op in enumerate(self.ops):
-            if op.input_type().width != width:
-                raise ValueError(
-                    f"operator {i} ({op.kind}) expects {op.input_type().width} columns, "
-                    f"but its input has {width}"
-                )
-            if i < len(self.ops) - 1 and not op.post_transform.is_identity:
+        widths = []
+        for i, node in enumerate(self.nodes):
+            want = node.op.input_widths()
+            if len(node.inputs) != len(want):
+                raise ValueError(f"node {i} ({node.op.kind}) takes {len(want)} input(s), got {len(node.inputs)}")
+            for j, v in enumerate(node.inputs):
+                if not INPUT <= v < i:
+                    raise ValueError(f"node {i} ({node.op.kind}) reads value {v}, which is not an earlier value")
+                have = self.n_features if v == INPUT else widths[v]
+                if have != want[j]:
+                    raise ValueError(
+                        f"operator {i} ({node.op.kind}) expects {want[j]} columns at input {j}, "
+                        f"but value {v} has {have}"
+                    )
+            if i < len(self.nodes) - 1 and not node.op.post_transform.is_identity:
                 raise ValueError("only the last operator may have a post-transform")
-            width = op.output_type().width
+            widths.append(node.op.output_type().width)
+
+    @property
+    def ops(self) -> tuple[Op, ...]:
+        return tuple(n.op for n in self.nodes)
+
+    @property
+    def is_chain(self) -> bool:
+        return all(n.inputs == (i - 1,) for i, n in enumerate(self.nodes))
 
     @property
     def n_outputs(self) -> int:
-        return self.ops[-1].output_type().width
+        return self.nodes[-1].op.output_type().width
 
     @property
     def post_transform(self) -> PostTransform:
-        return self.ops[-1].post_transform
+        return self.nodes[-1].op.post_transform
+
+    def consumers(self) -> dict[int, list[int]]:
+        """Value index -> the nodes reading it."""
+        out: dict[int, list[int]] = {INPUT: []}
+        for i, n in enumerate(self.nodes):
+            out.setdefault(i, [])
+            for v in n.inputs:
+                out[v].append(i)
+        return out
+
+    def ancestors(self, k: int) -> set[int]:
+        """Nodes whose output node ``k`` depends on (``k`` excluded)."""
+        seen: set[int] = set()
+        stack = [v for v in self.nodes[k].inputs if v >= 0]
+        while stack:
+            v = stack.pop()
+            if v not in seen:
+                seen.add(v)
+                stack.extend(u for u in self.nodes[v].inputs if u >= 0)
+        return seen
 
     def summary(self) -> str:
-        return " -> ".join(op.summary() for op in self.ops)
+        if self.is_chain:
+            return " -> ".join(op.summary() for op in self.ops)
+        parts = []
+        for i, n in enumerate(self.nodes):
+            args = ", ".join("x" if v == INPUT else f"%{v}" for v in n.inputs)
+            parts.append(f"%{i} = {n.op.summary()}({args})")
+        return "; ".join(parts)
+
+
+def prune(graph: Graph, drop: set[int], keep: int | None = None) -> tuple[Graph, int]:
+    """``graph`` without the nodes ``drop`` (which nothing may read any more), renumbered; also returns
+    the new index of node ``keep`` (or -1)."""
+    new_id: dict[int, int] = {INPUT: INPUT}
+    nodes = []
+    for i, n in enumerate(graph.nodes):
+        if i in drop:
+            continue
+        new_id[i] = len(nodes)
+        nodes.append(Node(n.op, tuple(new_id[v] for v in n.inputs)))
+    return Graph(graph.n_features, tuple(nodes)), (new_id[keep] if keep is not None else -1)
+
+
+def as_graph(value: "Graph | Sequence[Op]") -> Graph:
+    """A graph as it is, or a sequence of operators as the chain they form."""
+    if isinstance(value, Graph):
+        return value
+    ops = tuple(value)
+    if not ops:
+        raise ValueError("a graph needs at least one operator")
+    return Graph(ops[0].input_widths()[0], ops)
 
 
 # --------------------------------------------------------------------------- canonical encoding
 
-_DATACLASSES: dict[str, type] = {
-    "Tree": Tree,
-    "PostTransform": PostTransform,
-    "Graph": Graph,
-    **{cls.__name__: cls for cls in OP_TYPES.values()},
-}
+_DATACLASSES.update({"Tree": Tree, "PostTransform": PostTransform, "Graph": Graph, "Node": Node,
+                     **{cls.__name__: cls for cls in OP_TYPES.values()}})
 
 
 def register_dataclass(cls: type) -> type:
@@ -566,6 +679,8 @@ def decode(data: Any, arrays: dict[str, np.ndarray]) -> Any:
             k: tuple(v) if isinstance(v, list) else v
             for k, v in ((k, decode(v, arrays)) for k, v in data.items() if k != "__type__")
         }
+        if cls is Graph and "ops" in kwargs:  # written before graphs were DAGs: a chain
+            kwargs["nodes"] = kwargs.pop("ops")
         return cls(**kwargs)
     if isinstance(data, list):
         return [decode(v, arrays) for v in data]
@@ -641,3 +756,6 @@ def require(condition: bool, message: str) -> None:
     """Raise :class:`UnsupportedModelError` unless ``condition``."""
     if not condition:
         raise UnsupportedModelError(message)
+
+
+from . import ir_columns, ir_expansions  # noqa: E402,F401  - register the column, encoding and expansion ops

@@ -45,15 +45,17 @@ class NormalizerModule(nn.Module):
 class ImputerModule(nn.Module):
     def __init__(self, op: Imputer):
         super().__init__()
-        self.nan = bool(np.isnan(op.missing_value))
-        self.missing_value = op.missing_value
+        markers = op.markers()
+        self.all_nan = bool(np.isnan(markers).all())
+        self.register_buffer("nan_marker", torch.from_numpy(np.isnan(markers)))
+        self.register_buffer("marker", torch.from_numpy(np.where(np.isnan(markers), 0.0, markers)))
         self.register_buffer("fill", torch.from_numpy(op.fill.copy()))
         self.register_buffer("keep", torch.from_numpy(op.keep.astype(np.int64)))
         self.keep_all = bool(np.array_equal(op.keep, np.arange(op.fill.shape[0])))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(torch.float64)
-        missing = torch.isnan(x) if self.nan else (x == self.missing_value)
+        missing = torch.isnan(x) if self.all_nan else torch.where(self.nan_marker, torch.isnan(x), x == self.marker)
         y = torch.where(missing, self.fill, x)
         return y if self.keep_all else y.index_select(1, self.keep)
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from .inputs import as_2d_float
 from .ir import (
+    INPUT,
     NORM_TINY,
     ZERO_MISSING_THRESHOLD,
     Graph,
@@ -24,6 +25,8 @@ from .ir import (
     Tree,
     TreeEnsemble,
 )
+from .ir_columns import Binarize, Concat, Constant, Gather, Indicator, Lookup
+from .ir_expansions import Bucketize, Polynomial, Spline
 from .model import ConvertedModel
 
 Output = Literal["raw", "out"]
@@ -38,16 +41,23 @@ def predict(model: ConvertedModel, X: Any, method: str = "predict") -> np.ndarra
 
 
 def evaluate(graph: Graph, X: np.ndarray, output: Output = "out") -> np.ndarray:
-    """Run the chain on ``X`` (2-D); ``output="raw"`` skips the last post-transform."""
-    v = np.asarray(X, dtype=np.float64) if X.dtype != np.float32 else X
-    last = len(graph.ops) - 1
-    for i, op in enumerate(graph.ops):
-        v = evaluate_op(op, v, output="raw" if (i == last and output == "raw") else "out")
-    return v
+    """Run the graph on ``X`` (2-D); ``output="raw"`` skips the last post-transform."""
+    x = np.asarray(X, dtype=np.float64) if X.dtype != np.float32 else X
+    values: list[np.ndarray] = []
+    last = len(graph.nodes) - 1
+    for i, node in enumerate(graph.nodes):
+        args = [x if v == INPUT else values[v] for v in node.inputs]
+        values.append(evaluate_op(node.op, *args, output="raw" if (i == last and output == "raw") else "out"))
+    return values[-1]
 
 
-def evaluate_op(op: Op, X: np.ndarray, output: Output = "out") -> np.ndarray:
-    """One operator on a 2-D float array; returns float64 ``(n, width)``."""
+def evaluate_op(op: Op, X: np.ndarray, *more: np.ndarray, output: Output = "out") -> np.ndarray:
+    """One operator on 2-D float arrays (several for ``concat``); returns float64 ``(n, width)``."""
+    if isinstance(op, Concat):
+        parts = [np.asarray(a, dtype=np.float64) for a in (X, *more)]
+        return np.concatenate(parts, axis=1) if parts else np.zeros((X.shape[0], 0))
+    if more:
+        raise TypeError(f"operator {op.kind} takes one input, got {1 + len(more)}")
     if isinstance(op, TreeEnsemble):
         raw = _tree_ensemble(op, X)
     elif isinstance(op, Linear):
@@ -59,8 +69,25 @@ def evaluate_op(op: Op, X: np.ndarray, output: Output = "out") -> np.ndarray:
         raw = _normalize(np.asarray(X, dtype=np.float64), op.norm)
     elif isinstance(op, Imputer):
         x = np.asarray(X, dtype=np.float64)
-        missing = np.isnan(x) if np.isnan(op.missing_value) else (x == op.missing_value)
-        raw = np.where(missing, op.fill, x)[:, op.keep]
+        raw = np.where(_missing(x, op.markers()), op.fill, x)[:, op.keep]
+    elif isinstance(op, Gather):
+        raw = np.asarray(X, dtype=np.float64)[:, op.columns]
+    elif isinstance(op, Constant):
+        raw = np.broadcast_to(op.value, (X.shape[0], op.value.shape[0])).copy()
+    elif isinstance(op, Lookup):
+        raw = _lookup(op, np.asarray(X, dtype=np.float64))
+    elif isinstance(op, Indicator):
+        x = np.asarray(X, dtype=np.float64)[:, op.columns]
+        raw = _missing(x, op.markers()).astype(np.float64)
+    elif isinstance(op, Binarize):
+        with np.errstate(invalid="ignore"):
+            raw = (np.asarray(X, dtype=np.float64) > op.threshold).astype(np.float64)
+    elif isinstance(op, Bucketize):
+        raw = _bucketize(op, np.asarray(X, dtype=np.float64))
+    elif isinstance(op, Polynomial):
+        raw = _polynomial(op, np.asarray(X, dtype=np.float64))
+    elif isinstance(op, Spline):
+        raw = _spline(op, np.asarray(X, dtype=np.float64))
     else:
         raise TypeError(f"the reference evaluator has no rule for operator {type(op).__name__}")
     return raw if output == "raw" else apply_post_transform(op.post_transform, raw)
@@ -86,6 +113,96 @@ def apply_post_transform(pt: PostTransform, raw: np.ndarray) -> np.ndarray:
     if pt.kind == "isolation":
         return -(2.0 ** (-raw / pt.param))
     raise ValueError(f"unknown post-transform {pt.kind!r}")
+
+
+def _missing(x: np.ndarray, markers: np.ndarray) -> np.ndarray:
+    """Entries equal to their column's marker (NaN markers match NaN)."""
+    return np.where(np.isnan(markers), np.isnan(x), x == markers)
+
+
+def _lookup(op: Lookup, x: np.ndarray) -> np.ndarray:
+    n = x.shape[0]
+    out = np.zeros((n, op.source.shape[0]))
+    known = np.zeros((n, op.n_features), dtype=bool)
+    for c, v, t, w in zip(op.column, op.value, op.target, op.weight):
+        col = x[:, c]
+        hit = np.isnan(col) if np.isnan(v) else col == v
+        known[:, c] |= hit
+        if t >= 0:
+            out[hit, t] = w
+    return np.where(known[:, op.source], out, op.unknown)
+
+
+def _bucketize(op: Bucketize, x: np.ndarray) -> np.ndarray:
+    if op.compare_dtype == "float32":
+        x = x.astype(np.float32).astype(np.float64)
+    out = np.empty(x.shape)
+    for j in range(op.n_features):
+        out[:, j] = np.searchsorted(op.column_edges(j), x[:, j], side="right")
+    return out
+
+
+def _polynomial(op: Polynomial, x: np.ndarray) -> np.ndarray:
+    out = np.ones((x.shape[0], op.powers.shape[0]))
+    for o, factors in enumerate(op.factors()):
+        if factors:
+            v = x[:, factors[0]].copy()
+            for j in factors[1:]:
+                v = v * x[:, j]
+            out[:, o] = v
+    return out
+
+
+def _spline_basis(t: np.ndarray, k: int, C: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """SciPy's ``BSpline`` evaluation at every ``u`` (extrapolating): interval, de Boor, combination by ``C``."""
+    n = t.shape[0] - k - 1
+    # the largest i in [k, n - 1] with t[i] <= u (k below the base interval)
+    ell = k + np.searchsorted(t[k + 1:n], u, side="right")
+    h = [np.ones_like(u)] + [np.zeros_like(u) for _ in range(k)]
+    for j in range(1, k + 1):
+        hh = [v.copy() for v in h[:j]]
+        h[0] = np.zeros_like(u)
+        for m in range(1, j + 1):
+            xb, xa = t[ell + m], t[ell + m - j]
+            same = xb == xa
+            with np.errstate(divide="ignore", invalid="ignore"):
+                w = hh[m - 1] / (xb - xa)
+                h[m - 1] = np.where(same, h[m - 1], h[m - 1] + w * (xb - u))
+                h[m] = np.where(same, 0.0, w * (u - xa))
+    out = np.zeros((u.shape[0], C.shape[1]))
+    with np.errstate(invalid="ignore"):
+        for a in range(k + 1):
+            out = out + C[ell - k + a] * h[a][:, None]
+    out[np.isnan(u)] = np.nan
+    return out
+
+
+def _spline(op: Spline, x: np.ndarray) -> np.ndarray:
+    k, C, mask = op.degree, op.combination(), op.edge_mask()
+    blocks = []
+    for f in range(op.n_features):
+        t, v = op.knots[f], x[:, f]
+        lo, hi = op.bounds[f]
+        with np.errstate(invalid="ignore"):
+            if op.extrapolation == "periodic":
+                u = op.lower[f] + np.remainder(v - op.lower[f], op.upper[f] - op.lower[f])
+            else:
+                u = v
+            y = _spline_basis(t, k, C, u)
+            below, above = v < lo, v > hi
+            if op.extrapolation == "error":
+                y[below | above] = np.nan
+            elif op.extrapolation == "constant":
+                y[below] = op.edge_value[f, 0]
+                y[above] = op.edge_value[f, 1]
+            elif op.extrapolation == "linear":
+                for side, rows, bound in ((0, below, lo), (1, above, hi)):
+                    ext = op.edge_value[f, side] + (v[rows, None] - bound) * op.edge_slope[f, side]
+                    y[rows] = np.where(mask[f, side], ext, 0.0)
+        y[np.isnan(v)] = 0.0
+        blocks.append(y)
+    out = np.concatenate(blocks, axis=1) if blocks else np.zeros((x.shape[0], 0))
+    return out[:, op.kept()]
 
 
 def _expit(x: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .errors import InvalidConfigError
-from .ir import Op, PostTransform
+from .ir import INPUT, Graph, Op, PostTransform, as_graph
 
 TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 LN2 = math.log(2.0)
@@ -51,47 +51,66 @@ class PostTransformModule(nn.Module):
 
 
 class TaskModule(nn.Module):
-    """A chain of op modules; each casts its input to the dtype it computes in."""
+    """A task's graph as modules: part ``i`` reads the values ``inputs[i]`` (-1: the input, k: part k's
+    output); the last part's output is the result.  Each part casts its input to the dtype it computes in."""
 
-    def __init__(self, parts: Sequence[nn.Module]):
+    def __init__(self, parts: Sequence[nn.Module], inputs: Sequence[Sequence[int]] | None = None):
         super().__init__()
         self.parts = nn.ModuleList(parts)
+        self.inputs = [tuple(i) for i in inputs] if inputs is not None else [(k - 1,) for k in range(len(parts))]
+        self.chain = all(ins == (k - 1,) for k, ins in enumerate(self.inputs))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for part in self.parts:
-            x = part(x)
-        return x
+        if self.chain:
+            for part in self.parts:
+                x = part(x)
+            return x
+        values: list[torch.Tensor] = []
+        for part, ins in zip(self.parts, self.inputs):
+            values.append(part(*[x if v == INPUT else values[v] for v in ins]))
+        return values[-1]
+
+    def input_parts(self) -> list[nn.Module]:
+        """The parts that read the task's input."""
+        return [p for p, ins in zip(self.parts, self.inputs) if INPUT in ins]
 
 
-def build_task_module(ops: Sequence[Op], config: Mapping[str, Any], output: str = "out") -> TaskModule:
+def build_task_module(graph: Graph | Sequence[Op], config: Mapping[str, Any], output: str = "out") -> TaskModule:
     """The torch module for a task: the main op with the config's strategy, the others with their own."""
     from .base import get_strategy, strategies_for
     from .linear import fold_scalers
 
+    graph = as_graph(graph)
     knobs = dict(config.get("knobs", {}))
-    main = main_op_index(ops)
-    strat = get_strategy(config["strategy"], ops[main].kind)
+    main = main_op_index(graph.ops)
+    strat = get_strategy(config["strategy"], graph.ops[main].kind)
     main_knobs = strat.resolve_knobs({k.name: knobs[k.name] for k in strat.knobs if k.name in knobs})
     if main_knobs.get("fold_scaler"):
-        ops, main = fold_scalers(ops, main)
+        graph, main = fold_scalers(graph, main)
     parts: list[nn.Module] = []
-    for i, op in enumerate(ops):
+    for i, node in enumerate(graph.nodes):
         if i == main:
-            parts.append(strat.build_module(op, main_knobs))
+            parts.append(strat.build_module(node.op, main_knobs))
             continue
-        options = strategies_for(op.kind)
+        options = strategies_for(node.op.kind)
         if not options:
-            raise InvalidConfigError(f"no strategy computes operator {op.kind!r}")
-        parts.append(options[0].build_module(op, options[0].resolve_knobs({})))
+            raise InvalidConfigError(f"no strategy computes operator {node.op.kind!r}")
+        parts.append(options[0].build_module(node.op, options[0].resolve_knobs({})))
+    inputs = [n.inputs for n in graph.nodes]
     if output == "out":
-        parts.append(PostTransformModule(ops[-1].post_transform))
-    return TaskModule(parts)
+        parts.append(PostTransformModule(graph.post_transform))
+        inputs.append((len(graph.nodes) - 1,))
+    return TaskModule(parts, inputs)
+
+
+MAIN_KINDS = ("tree_ensemble", "linear", "lookup")
 
 
 def main_op_index(ops: Sequence[Op]) -> int:
-    """The op a task's ``strategy`` applies to: its tree ensemble or linear model, else its last op."""
-    for kind in ("tree_ensemble", "linear"):
-        for i, op in enumerate(ops):
-            if op.kind == kind:
+    """The op a task's ``strategy`` applies to: its (last) tree ensemble, else linear model, else
+    encoder, else its last op."""
+    for kind in MAIN_KINDS:
+        for i in range(len(ops) - 1, -1, -1):
+            if ops[i].kind == kind:
                 return i
     return len(ops) - 1

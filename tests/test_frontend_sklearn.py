@@ -225,7 +225,7 @@ def test_tree_missing_values_follow_training_side():
 
 
 def test_nodes_are_renumbered_when_a_child_precedes_its_parent():
-    from strategies.frontends.sklearn import _make_tree
+    from strategies.frontends.sklearn._trees import _make_tree
 
     # 0: x0 <= 0 ? node 3 : node 1;  3: x1 <= 0 ? node 2 : node 4  (child 2 < parent 3)
     left, right = [3, -1, -1, 2, -1], [1, -1, -1, 4, -1]
@@ -429,7 +429,6 @@ UNSUPPORTED_CASES = {
     "sgd-modified-huber": (lambda: linear_model.SGDClassifier(loss="modified_huber").fit(X_LIN, y_class(X_LIN)),
                            "modified_huber"),
     "minmax-clip": (lambda: preprocessing.MinMaxScaler(clip=True).fit(X_LIN), "clip"),
-    "imputer-indicator": (lambda: impute.SimpleImputer(add_indicator=True).fit(X_PRE), "add_indicator"),
     "pipeline-pca": (lambda: make_pipeline(PCA(2), linear_model.LinearRegression()).fit(X_LIN, y_reg(X_LIN)),
                      "pipeline step 'pca'"),
     "pipeline-estimator-in-the-middle": (lambda: _estimator_in_the_middle(), "not the last step"),

@@ -150,7 +150,7 @@ def test_linear_head_and_input_checks():
         reference.predict(model, np.zeros((1, 3)))
     with pytest.raises(ValueError, match="2-D array"):
         reference.predict(model, np.zeros(2))
-    with pytest.raises(TypeError, match="numeric"):
+    with pytest.raises(TypeError, match="expects numbers"):
         reference.predict(model, np.array([["a", "b"]]))
     with pytest.raises(ValueError, match="NaN"):
         reference.predict(model, np.array([[np.nan, 0.0]]))

@@ -296,6 +296,6 @@ def test_backend_serves_single_tree_ensembles_only() -> None:
     with pytest.raises(InvalidConfigError, match=r"cannot serve operator\(s\) \['linear'\]; it serves \['tree_ensemble'\]"):
         TvmTirBackend().build(BuildRequest((lin,), {"threads": 1}, "out"))
     with pytest.raises(InvalidConfigError, match="exactly one tree_ensemble"):
-        TvmTirBackend().build(BuildRequest((op, op), {"threads": 1}, "out"))
+        TvmTirBackend().build(BuildRequest((op, random_ensemble(2, n_features=1)), {"threads": 1}, "out"))
     with pytest.raises(InvalidConfigError, match="builds strategy 'tiled_traversal'"):
         TvmTirBackend().build(BuildRequest((op,), {"strategy": "gemm", "threads": 1}, "out"))

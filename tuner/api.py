@@ -35,7 +35,7 @@ def compile(  # noqa: A001 - the public name the design fixes
     given = {"strategy": strategy, "backend": backend, "batch_size": batch_size, "threads": threads,
              "fuse_post": fuse_post, "knobs": knobs}
     given = {k: v for k, v in given.items() if v is not None}
-    probe = resolve_config(conv.graph.ops, given)
+    probe = resolve_config(conv.graph, given)
     return Predictor(conv, [plan_for(conv, probe)])
 
 
@@ -46,7 +46,7 @@ def plan_for(conv: strategies.ConvertedModel, config: dict[str, Any], tuned_batc
     compiled = []
     for i, task in enumerate(tasks):
         cfg = config if i == main else side_config(config["threads"], config["batch_size"])
-        compiled.append(CompiledTask(task.ops, resolve_config(task.ops, cfg)))
+        compiled.append(CompiledTask(task.graph, resolve_config(task.graph, cfg)))
     return Plan(tuple(compiled), tuned_batch)
 
 

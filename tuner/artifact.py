@@ -28,15 +28,17 @@ from typing import Any, Sequence
 from strategies.backends.base import get_backend
 from strategies.compile import CompiledTask
 from strategies.errors import ArtifactIntegrityError
-from strategies.ir import Op, content_hash
+from strategies.ir import Graph, Op, as_graph, from_bytes, to_bytes
 from strategies.model import ConvertedModel
+
+from .partition import task_hash
 
 from .predictor import Plan, Predictor
 
 log = logging.getLogger(__name__)
 
 FORMAT = "tunebird-artifact"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: model artifacts hold each task's graph (1: a slice of the model's chain)
 
 
 def _digest(files: dict[str, str]) -> str:
@@ -122,12 +124,13 @@ def _task_files(task: CompiledTask, prefix: str, tmp: Path) -> tuple[dict[str, A
             files[f"{d.name}/{f.name}"] = f.read_bytes()
             names.append(f.name)
         progs[out] = {"dir": d.name, "files": names, "meta": meta}
-    return {"config": task.config, "programs": progs, "ops_hash": content_hash(("task", task.ops))}, files
+    return {"config": task.config, "programs": progs, "ops_hash": task_hash(task.graph)}, files
 
 
-def _load_task(info: dict[str, Any], payload: dict[str, bytes], ops: Sequence[Op], workdir: Path, what: str) -> CompiledTask:
-    ops = tuple(ops)
-    if info.get("ops_hash") not in (None, content_hash(("task", ops))):
+def _load_task(info: dict[str, Any], payload: dict[str, bytes], graph: Graph | Sequence[Op], workdir: Path,
+               what: str) -> CompiledTask:
+    graph = as_graph(graph)
+    if info.get("ops_hash") not in (None, task_hash(graph)):
         raise ArtifactIntegrityError(f"{what}: it was built for other operators than the ones given")
     programs = {}
     cls = get_backend(info["config"]["backend"]).program_class()
@@ -137,7 +140,7 @@ def _load_task(info: dict[str, Any], payload: dict[str, bytes], ops: Sequence[Op
         for f in p["files"]:
             (d / f).write_bytes(payload[f"{p['dir']}/{f}"])
         programs[out] = cls.load(d, p["meta"])
-    return CompiledTask(ops, info["config"], programs)
+    return CompiledTask(graph, info["config"], programs)
 
 
 def task_artifact_bytes(task: CompiledTask) -> bytes:
@@ -147,14 +150,14 @@ def task_artifact_bytes(task: CompiledTask) -> bytes:
     return _pack("task", {"task": info}, files)
 
 
-def load_task_artifact(data: bytes, ops: Sequence[Op], *, expected_sha256: str | None = None,
+def load_task_artifact(data: bytes, graph: Graph | Sequence[Op], *, expected_sha256: str | None = None,
                        what: str = "task artifact") -> CompiledTask:
-    """Rebuild a task from artifact bytes (integrity checked) for the operators ``ops``."""
+    """Rebuild a task from artifact bytes (integrity checked) for the task ``graph``."""
     manifest, payload = _unpack(data, what, expected_sha256)
     if manifest.get("kind") != "task":
         raise ArtifactIntegrityError(f"{what}: a {manifest.get('kind')!r} artifact, expected a task artifact")
     with tempfile.TemporaryDirectory(prefix="tunebird-artifact-") as tmp:
-        return _load_task(manifest["task"], payload, ops, Path(tmp), what)
+        return _load_task(manifest["task"], payload, graph, Path(tmp), what)
 
 
 # --------------------------------------------------------------------------- whole predictors
@@ -170,7 +173,8 @@ def artifact_bytes(pred: Predictor) -> bytes:
             tasks = []
             for t, task in enumerate(plan.tasks):
                 info, task_files = _task_files(task, f"p{p}t{t}", Path(tmp))
-                info["ops"] = _op_range(pred.model, task)
+                info["graph"] = f"p{p}t{t}.ir"
+                files[info["graph"]] = to_bytes(task.graph)
                 files.update(task_files)
                 tasks.append(info)
             plans.append({"tuned_batch": plan.tuned_batch, "tasks": tasks})
@@ -181,12 +185,14 @@ def artifact_bytes(pred: Predictor) -> bytes:
     return _pack("model", meta, files)
 
 
-def _op_range(model: ConvertedModel, task: CompiledTask) -> list[int]:
-    ops = model.graph.ops
-    for s in range(len(ops)):
-        if ops[s : s + len(task.ops)] == task.ops:
-            return [s, s + len(task.ops)]
-    raise ValueError("task ops are not a slice of the model graph")
+def _task_graph(info: dict[str, Any], payload: dict[str, bytes], model: ConvertedModel) -> Graph:
+    if "graph" in info:
+        graph = from_bytes(payload[info["graph"]])
+        if not isinstance(graph, Graph):
+            raise ArtifactIntegrityError(f"payload {info['graph']} is not a task graph")
+        return graph
+    start, stop = info["ops"]  # format version 1: a slice of the model's chain
+    return as_graph(model.graph.ops[start:stop])
 
 
 def save_predictor(pred: Predictor, path: str | Path) -> str:
@@ -207,10 +213,8 @@ def load_artifact_bytes(data: bytes, *, expected_sha256: str | None = None, what
     with tempfile.TemporaryDirectory(prefix="tunebird-artifact-") as tmp:
         plans = []
         for plan in manifest["plans"]:
-            tasks = tuple(
-                _load_task(info, payload, model.graph.ops[info["ops"][0] : info["ops"][1]], Path(tmp), what)
-                for info in plan["tasks"]
-            )
+            tasks = tuple(_load_task(info, payload, _task_graph(info, payload, model), Path(tmp), what)
+                          for info in plan["tasks"])
             plans.append(Plan(tasks, plan.get("tuned_batch")))
     log.debug("loaded %s (%d plans) built on %s", what, len(plans), manifest.get("device", {}).get("cpu_model"))
     return Predictor(model, plans, tuned=bool(manifest.get("tuned")), origin="artifact")

@@ -29,7 +29,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from strategies import reference
-from strategies.ir import Op, content_hash, from_bytes, to_bytes
+from strategies.ir import Graph, Op, as_graph, content_hash, from_bytes, to_bytes
 
 log = logging.getLogger(__name__)
 
@@ -77,15 +77,14 @@ class TaskInputs:
     output: str = "out"
 
 
-def make_task_inputs(ops: Sequence[Op], X: np.ndarray, batch_size: int, *, n_batches: int = 4,
+def make_task_inputs(task: Graph | Sequence[Op], X: np.ndarray, batch_size: int, *, n_batches: int = 4,
                      seed: int = 0, output: str = "out") -> TaskInputs:
     """``n_batches`` batches of ``batch_size`` rows drawn from ``X`` (the task's input), plus reference outputs."""
+    graph = as_graph(task)
     rng = np.random.default_rng(seed)
     batches = [np.ascontiguousarray(X[rng.integers(0, len(X), size=batch_size)]) for _ in range(n_batches)]
-    v = batches[0]
-    for i, op in enumerate(ops):
-        v = reference.evaluate_op(op, v, output=output if i == len(ops) - 1 else "out")
-    key = f"{content_hash(tuple(ops))[:16]}-{batch_size}-{seed}-{len(X)}-{output}"
+    v = reference.evaluate(graph, batches[0], output=output)
+    key = f"{content_hash(graph)[:16]}-{batch_size}-{seed}-{len(X)}-{output}"
     return TaskInputs(key, batches, v, output)
 
 
@@ -138,9 +137,9 @@ def _worker_main(conn: Any, preload: tuple[str, ...]) -> None:
 def _run_trial(compiled_task: Any, ops_bytes: bytes, config: Mapping[str, Any], inp: Any,
                settings: MeasureSettings, cutoff_s: float | None = None) -> MeasureResult:
     batches, expected, output = inp
-    ops = tuple(from_bytes(ops_bytes))
+    graph = from_bytes(ops_bytes)
     t0 = time.perf_counter()
-    task = compiled_task(ops, config)
+    task = compiled_task(graph if isinstance(graph, Graph) else tuple(graph), config)
     task.program(output)
     first = task(batches[0], output)
     build_s = time.perf_counter() - t0
@@ -235,9 +234,10 @@ class Measurer:
             raise TimeoutError
         return self._conn.recv()
 
-    def measure(self, ops: Sequence[Op], config: Mapping[str, Any], inputs: TaskInputs, *,
+    def measure(self, task: Graph | Sequence[Op], config: Mapping[str, Any], inputs: TaskInputs, *,
                 best_s: float | None = None) -> MeasureResult:
-        """Build, validate and time ``config`` for the task ``ops``; never raises for a bad candidate.
+        """Build, validate and time ``config`` for the task (its graph, or a chain of ops); never raises
+        for a bad candidate.
 
         ``best_s``: the best latency known for this task and batch; a candidate far slower
         (``settings.hopeless_ratio``) is timed by a single call.
@@ -245,7 +245,7 @@ class Measurer:
         cutoff = best_s * self.settings.hopeless_ratio if best_s and math.isfinite(best_s) else None
         try:
             self._ensure(inputs)
-            self._conn.send(("trial", to_bytes(tuple(ops)), dict(config), inputs.key, self.settings, cutoff))
+            self._conn.send(("trial", to_bytes(as_graph(task)), dict(config), inputs.key, self.settings, cutoff))
             return self._recv(self.settings.timeout_s)[1]
         except TimeoutError:
             self._kill()

@@ -1,4 +1,13 @@
-"""Graph -> tasks (contiguous runs of ops compiled as one program), and the fusion choices."""
+"""Graph -> tasks (sub-graphs compiled as one program each), and the fusion choices.
+
+A *partition* is a sequence of tasks whose composition computes the model's
+graph: each task reads the previous one's output (the first reads ``X``).  The
+choices are: the whole graph as one task, or split around its main operator
+(the tree ensemble, linear model or encoder the strategies compete on) into the
+preprocessing before it, the operator alone, and what follows it.  A chain is
+the special case.  Fusion rewrites (``strategies.fusion``) add further graphs,
+each partitioned the same way; identical sub-graphs hash alike and are tuned once.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +15,26 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from strategies.backends.base import get_backend
-from strategies.ir import Graph, Op, content_hash
+from strategies.ir import INPUT, Graph, Node, Op, content_hash
 from strategies.torch_ops import main_op_index
 
 HEAVY = ("tree_ensemble", "linear")
 
 
+def task_hash(graph: Graph) -> str:
+    """The records database's workload key of a task: chains hash by their ops (as before graphs were DAGs)."""
+    return content_hash(("task", graph.ops)) if graph.is_chain else content_hash(("task", graph))
+
+
 @dataclass(frozen=True)
 class Task:
-    """Ops ``[start, stop)`` of a graph, tuned and compiled together."""
+    """A sub-graph tuned and compiled as one program."""
 
-    start: int
-    stop: int
-    ops: tuple[Op, ...]
+    graph: Graph
+
+    @property
+    def ops(self) -> tuple[Op, ...]:
+        return self.graph.ops
 
     @property
     def main(self) -> Op:
@@ -26,36 +42,55 @@ class Task:
 
     @property
     def workload_hash(self) -> str:
-        """Stable content hash of the subgraph: the records database's workload key."""
-        return content_hash(("task", self.ops))
+        """Stable content hash of the sub-graph: the records database's workload key."""
+        return task_hash(self.graph)
 
     def summary(self) -> str:
-        return " -> ".join(op.summary() for op in self.ops)
+        return self.graph.summary()
+
+
+def split_graph(graph: Graph) -> list[Graph] | None:
+    """``graph`` cut into [before the main op], [the main op], [after it] (empty parts left out), or None
+    when the main op is not a cut point (a value before it is also read after it)."""
+    nodes = graph.nodes
+    m = main_op_index(graph.ops)
+    if len(nodes[m].inputs) != 1:
+        return None
+    before = graph.ancestors(m)
+    after = [i for i in range(m + 1, len(nodes))]
+    if len(before) + 1 + len(after) != len(nodes):
+        return None
+    for i in after:
+        if any(0 <= v < m or v == INPUT for v in nodes[i].inputs):
+            return None
+    (src,) = nodes[m].inputs
+    parts = []
+    if before:
+        order = sorted(before)
+        if order[-1] != src:
+            return None
+        new = {INPUT: INPUT, **{old: k for k, old in enumerate(order)}}
+        parts.append(Graph(graph.n_features, tuple(Node(nodes[i].op, tuple(new[v] for v in nodes[i].inputs))
+                                                   for i in order)))
+    width = graph.n_features if src == INPUT else nodes[src].op.output_type().width
+    parts.append(Graph(width, (nodes[m].op,)))
+    if after:
+        new = {m: INPUT, **{old: k for k, old in enumerate(after)}}
+        parts.append(Graph(nodes[m].op.output_type().width,
+                           tuple(Node(nodes[i].op, tuple(new[v] for v in nodes[i].inputs)) for i in after)))
+    return parts
 
 
 def tasks_for_backend(graph: Graph, backend: str, *, fuse_preprocessing: bool = True) -> list[Task]:
-    """Split ``graph`` so that the task holding the main op runs on ``backend``.
-
-    The main task takes the heavy op plus, when ``fuse_preprocessing``, every
-    neighbouring op the backend can serve; ops left over form torch tasks of their own.
-    """
-    ops = graph.ops
-    main = main_op_index(ops)
+    """The tasks of ``graph`` when its main op runs on ``backend``: the whole graph when the backend serves
+    every op (and ``fuse_preprocessing``), else split so that the main op's task is the op alone."""
     serves = set(get_backend(backend).serves)
-    start = stop = main
-    stop += 1
-    if fuse_preprocessing:
-        while start > 0 and ops[start - 1].kind in serves and ops[start - 1].kind not in HEAVY:
-            start -= 1
-        while stop < len(ops) and ops[stop].kind in serves and ops[stop].kind not in HEAVY:
-            stop += 1
-    tasks = []
-    if start > 0:
-        tasks.append(Task(0, start, ops[:start]))
-    tasks.append(Task(start, stop, ops[start:stop]))
-    if stop < len(ops):
-        tasks.append(Task(stop, len(ops), ops[stop:]))
-    return tasks
+    if fuse_preprocessing and all(op.kind in serves for op in graph.ops):
+        return [Task(graph)]
+    parts = split_graph(graph)
+    if parts is None:
+        return [Task(graph)]
+    return [Task(g) for g in parts]
 
 
 def main_task_index(tasks: list[Task]) -> int:
@@ -70,23 +105,28 @@ def side_config(threads: int, batch_size: int) -> Mapping[str, Any]:
     return {"backend": "torch", "threads": threads, "batch_size": batch_size}
 
 
-def enumerate_partitions(graph: Graph) -> list[list[Task]]:
-    """The fusion choices of a chain: preprocessing fused into the main op's task, or run as its own task.
+def enumerate_partitions(graph: Graph, rewrites: bool = True) -> list[list[Task]]:
+    """The fusion choices: for the graph (and each exact rewrite of it, when ``rewrites``), the whole graph
+    as one task, or split around its main operator.
 
     (Post-transform fusion is a config field, ``fuse_post``, of the task that owns it.)
     """
-    ops = graph.ops
-    main = main_op_index(ops)
-    whole = [Task(0, len(ops), ops)]
-    if main == 0 and len(ops) == 1:
-        return [whole]
-    split = []
-    if main > 0:
-        split.append(Task(0, main, ops[:main]))
-    split.append(Task(main, main + 1, ops[main : main + 1]))
-    if main + 1 < len(ops):
-        split.append(Task(main + 1, len(ops), ops[main + 1 :]))
-    return [whole, split]
+    from strategies.fusion import rewrites as fusion_rewrites
+
+    graphs = [graph] + (fusion_rewrites(graph) if rewrites else [])
+    out: list[list[Task]] = []
+    seen: set[tuple[str, ...]] = set()
+    for g in graphs:
+        choices = [[Task(g)]]
+        parts = split_graph(g)
+        if parts is not None and len(parts) > 1:
+            choices.append([Task(p) for p in parts])
+        for part in choices:
+            key = tuple(t.workload_hash for t in part)
+            if key not in seen:
+                seen.add(key)
+                out.append(part)
+    return out
 
 
 def unique_tasks(partitions: list[list[Task]]) -> list[Task]:

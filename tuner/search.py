@@ -49,7 +49,7 @@ GRID_LIMIT = 192  # spaces up to this size are searched as a grid, in cost-model
 
 
 class MeasurerLike(Protocol):
-    def measure(self, ops: Sequence[Any], config: Mapping[str, Any], inputs: TaskInputs, *,
+    def measure(self, task: Any, config: Mapping[str, Any], inputs: TaskInputs, *,
                 best_s: float | None = None) -> MeasureResult: ...
 
 
@@ -332,7 +332,7 @@ class Search:
         is_default = job.default_config is not None and config_key(cfg) == config_key(job.default_config)
         # the default is the reference of the reported speedup: always timed in full
         best = None if is_default else job.best_latency
-        res = self.measurer.measure(job.task.ops, cfg, job.get_inputs(), best_s=best)
+        res = self.measurer.measure(job.task.graph, cfg, job.get_inputs(), best_s=best)
         self.budget.used_trials += 1
         job.measured[config_key(cfg)] = (cfg, res)
         self.db.add_trial(TrialRecord(

@@ -18,7 +18,7 @@ from strategies.backends.base import all_backends
 from strategies.base import strategies_for
 from strategies.compile import resolve_config
 from strategies.errors import InvalidConfigError
-from strategies.ir import Op
+from strategies.ir import Graph, Op, as_graph
 from strategies.torch_ops import main_op_index
 
 CHUNKS = (256, 1024, 4096, 16384, 65536)
@@ -61,12 +61,13 @@ class Dimension:
 class TaskSpace:
     """Every valid config of one task at one tuned batch size."""
 
-    ops: tuple[Op, ...]
+    graph: Graph
     batch: int
     options: SpaceOptions = field(default_factory=SpaceOptions)
 
     def __post_init__(self) -> None:
-        self.ops = tuple(self.ops)
+        self.graph = as_graph(self.graph)
+        self.ops = self.graph.ops
         self.main = self.ops[main_op_index(self.ops)]
         backends = all_backends()
         allowed = [
@@ -95,7 +96,7 @@ class TaskSpace:
             dims.append(Dimension(k.name, values))
         dims.append(Dimension("threads", thread_options(self.options)))
         dims.append(Dimension("batch_size", chunk_options(self.batch)))
-        if not self.ops[-1].post_transform.is_identity:
+        if not self.graph.post_transform.is_identity:
             dims.append(Dimension("fuse_post", (True, False)))
         return dims
 
@@ -109,7 +110,7 @@ class TaskSpace:
             "knobs": {k: v for k, v in values.items() if k not in top},
         }
         try:
-            cfg = resolve_config(self.ops, given)
+            cfg = resolve_config(self.graph, given)
         except InvalidConfigError:
             return None
         strat = self.strategies[strategy][0]
@@ -177,5 +178,5 @@ def config_key(config: Mapping[str, Any]) -> tuple:
     )
 
 
-def spaces_for(ops: Sequence[Op], batches: Sequence[int], options: SpaceOptions | None = None) -> list[TaskSpace]:
-    return [TaskSpace(tuple(ops), b, options or SpaceOptions()) for b in batches]
+def spaces_for(task: Graph | Sequence[Op], batches: Sequence[int], options: SpaceOptions | None = None) -> list[TaskSpace]:
+    return [TaskSpace(as_graph(task), b, options or SpaceOptions()) for b in batches]

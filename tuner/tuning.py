@@ -130,11 +130,16 @@ def _open(db: Any) -> Any:
     return db if isinstance(db, records.Database) else records.open_database(db)
 
 
-def _task_inputs(conv: ConvertedModel, X: np.ndarray, task: Task) -> np.ndarray:
-    v = X
-    for op in conv.graph.ops[: task.start]:
-        v = reference.evaluate_op(op, v)
-    return v
+def task_inputs(partitions: list[list[Task]], X: np.ndarray) -> dict[str, np.ndarray]:
+    """Each task's input rows (by workload hash): ``X`` run by the reference through the tasks before it."""
+    out: dict[str, np.ndarray] = {}
+    for part in partitions:
+        v = X
+        for t in part:
+            out.setdefault(t.workload_hash, v)
+            if t is not part[-1]:
+                v = reference.evaluate(t.graph, v)
+    return out
 
 
 def tune(
@@ -168,24 +173,25 @@ def tune(
     device = current_device()
     database = _open(db)
     database.register_device(device)
-    partitions = enumerate_partitions(conv.graph)
-    tasks = unique_tasks(partitions)
-    for t in tasks:
-        database.register_workload(WorkloadRecord(t.workload_hash, t.summary(), tuple(op.kind for op in t.ops)))
     if X is None:
         Xs = sample_inputs(conv, SYNTHETIC_ROWS, seed=0, nan=conv.input.allow_nan, inf=conv.input.allow_inf)
     else:
         Xs = np.asarray(as_2d_float(X, conv.input, what=conv.source), dtype=np.float64)
         if len(Xs) == 0:
             raise ValueError("X has no rows: give sample inputs, or None for synthetic ones")
+    partitions = enumerate_partitions(conv.graph)
+    tasks = unique_tasks(partitions)
+    for t in tasks:
+        database.register_workload(WorkloadRecord(t.workload_hash, t.summary(), tuple(op.kind for op in t.ops)))
+    inputs_of = task_inputs(partitions, Xs)
     options = SpaceOptions(backends=tuple(backends) if backends else None, threads=(threads,) if threads else None)
-    default = resolve_config(conv.graph.ops, {"threads": threads} if threads else {})
+    default = resolve_config(conv.graph, {"threads": threads} if threads else {})
     whole = partitions[0][0]
     jobs = []
     for t in tasks:
-        xt = _task_inputs(conv, Xs, t)
+        xt = inputs_of[t.workload_hash]
         for b in batches:
-            job = Job(t, b, TaskSpace(t.ops, b, options), _inputs_factory(t, xt, b))
+            job = Job(t, b, TaskSpace(t.graph, b, options), _inputs_factory(t, xt, b))
             job.seed_configs = job.space.suggested()
             if t.workload_hash == whole.workload_hash:
                 job.default_config = default
@@ -230,7 +236,7 @@ def tune(
 
 
 def _inputs_factory(task: Task, X: np.ndarray, batch: int):
-    return lambda: make_task_inputs(task.ops, X, batch, output="out")
+    return lambda: make_task_inputs(task.graph, X, batch, output="out")
 
 
 def _find(job: Job, config: Mapping[str, Any]) -> MeasureResult | None:
@@ -284,7 +290,7 @@ def _cache_winners(conv: ConvertedModel, db: Any, device: Device, chosen: Mappin
         for i, (task, cfg) in enumerate(parts):
             if db.get_artifact(task.workload_hash, device.fingerprint, b, records.config_hash(cfg), ARTIFACT_FORMAT):
                 continue
-            compiled = CompiledTask(task.ops, cfg)
+            compiled = CompiledTask(task.graph, cfg)
             for out in _needed_outputs(conv, i == len(parts) - 1):
                 compiled.program(out)
             db.store_artifact(workload_hash=task.workload_hash, device_fingerprint=device.fingerprint, batch_size=b,
@@ -369,7 +375,7 @@ def _plans_from_records(conv: ConvertedModel, db: Any, fp: str) -> list[Plan]:
     plans = []
     for b, (_, picks) in sorted(options.items()):
         tasks = tuple(
-            load_task_artifact(db.fetch_artifact(art), t.ops, what=f"artifact for {t.summary()[:40]} at batch {b}")
+            load_task_artifact(db.fetch_artifact(art), t.graph, what=f"artifact for {t.summary()[:40]} at batch {b}")
             for t, art in picks
         )
         plans.append(Plan(tasks, tuned_batch=b))

@@ -18,16 +18,31 @@ import numpy as np
 
 from ..base import Knob
 from ..errors import InvalidConfigError
-from ..ir import Op
+from ..ir import Graph, Op, as_graph
 
 
 @dataclass(frozen=True)
 class BuildRequest:
-    """What to build: the task's operators, the full config, and which value to return."""
+    """What to build: the task's graph (or chain of ops), the full config, and which value to return."""
 
-    ops: tuple[Op, ...]
+    graph: Graph
     config: Mapping[str, Any]  # strategy, backend, threads, batch_size, knobs
     output: str = "out"  # "out" (with the last op's post-transform) or "raw"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "graph", as_graph(self.graph))
+
+    @property
+    def ops(self) -> tuple[Op, ...]:
+        return self.graph.ops
+
+    @property
+    def n_features(self) -> int:
+        return self.graph.n_features
+
+    @property
+    def n_outputs(self) -> int:
+        return self.graph.n_outputs
 
     @property
     def threads(self) -> int:

@@ -16,7 +16,8 @@ from .base import Backend, BuildRequest, Program, register_backend
 
 log = logging.getLogger(__name__)
 
-TORCH_OPS = ("tree_ensemble", "linear", "scaler", "imputer", "normalizer")
+TORCH_OPS = ("tree_ensemble", "linear", "scaler", "imputer", "normalizer", "gather", "concat", "constant",
+             "lookup", "indicator", "binarize", "bucketize", "polynomial", "spline")
 
 
 @contextlib.contextmanager
@@ -34,10 +35,10 @@ def torch_threads(n: int) -> Iterator[None]:
 
 
 def input_dtype_of(module: TaskModule) -> np.dtype:
-    """The dtype the module's first part computes in (what callers should pass)."""
-    first = module.parts[0]
-    dt = getattr(first, "dtype", torch.float64)
-    return np.dtype(str(dt).replace("torch.", ""))
+    """The dtype the parts reading the input compute in (what callers should pass): float32 only when
+    every one of them computes in float32."""
+    dts = {getattr(p, "dtype", torch.float64) for p in module.input_parts()}
+    return np.dtype("float32") if dts == {torch.float32} else np.dtype("float64")
 
 
 def example_input(module: TaskModule, n_features: int, n: int = 8) -> torch.Tensor:
@@ -91,7 +92,7 @@ class TorchBackend(Backend):
         from .base import check_ops
 
         check_ops(self.name, request.ops, TORCH_OPS)
-        module = build_task_module(request.ops, request.config, request.output).eval()
+        module = build_task_module(request.graph, request.config, request.output).eval()
         return TorchProgram(module, input_dtype_of(module), _n_outputs(request), request.threads)
 
     @classmethod
@@ -126,8 +127,8 @@ class TorchScriptBackend(Backend):
         from .base import check_ops
 
         check_ops(self.name, request.ops, TORCH_OPS)
-        module = build_task_module(request.ops, request.config, request.output).eval()
-        ex = example_input(module, request.ops[0].input_type().width)
+        module = build_task_module(request.graph, request.config, request.output).eval()
+        ex = example_input(module, request.n_features)
         with torch.inference_mode(False), torch.no_grad(), _quiet_jit():
             traced = torch.jit.trace(module, (ex,), check_trace=False)
             frozen = torch.jit.freeze(traced)
@@ -184,8 +185,8 @@ class InductorBackend(Backend):
         from .base import check_ops
 
         check_ops(self.name, request.ops, TORCH_OPS)
-        module = build_task_module(request.ops, request.config, request.output).eval()
-        ex = example_input(module, request.ops[0].input_type().width)
+        module = build_task_module(request.graph, request.config, request.output).eval()
+        ex = example_input(module, request.n_features)
         with torch.no_grad():
             ep = export_dynamic(module, ex)
         with tempfile.TemporaryDirectory(prefix="tunebird-aoti-") as workdir, torch_threads(request.threads):
@@ -200,4 +201,4 @@ class InductorBackend(Backend):
 
 
 def _n_outputs(request: BuildRequest) -> int:
-    return request.ops[-1].output_type().width
+    return request.n_outputs

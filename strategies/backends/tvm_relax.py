@@ -92,10 +92,10 @@ class TvmBackend(Backend):
         from tvm.relax.frontend.torch import from_exported_program
 
         check_ops(self.name, request.ops, TORCH_OPS)
-        module = build_task_module(request.ops, request.config, request.output).eval()
+        module = build_task_module(request.graph, request.config, request.output).eval()
         trials = int(request.knobs.get("ms_trials", 0))
         batch = int(request.config.get("batch_size") or 0) if trials else 0
-        ex = example_input(module, request.ops[0].input_type().width, n=batch or 8)
+        ex = example_input(module, request.n_features, n=batch or 8)
         with torch.no_grad():
             if batch:
                 ep = torch.export.export(module, (ex,), strict=False)
@@ -106,7 +106,7 @@ class TvmBackend(Backend):
         t0 = time.perf_counter()
         lib = _metaschedule_build(mod, target, trials, request.threads) if trials else _plain_build(mod, target)
         log.debug("tvm build (%d MetaSchedule trials) took %.1fs", trials, time.perf_counter() - t0)
-        return TvmProgram(lib, input_dtype_of(module), request.ops[-1].output_type().width, request.threads, batch)
+        return TvmProgram(lib, input_dtype_of(module), request.n_outputs, request.threads, batch)
 
     @classmethod
     def program_class(cls) -> type[Program]:
