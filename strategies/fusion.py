@@ -1,10 +1,355 @@
-"""Fusion rewrites: graphs that compute exactly what a model's graph computes, with fewer or cheaper ops."""
+"""Fusion rewrites: graphs that compute exactly what a model's graph computes, with fewer ops.
+
+* **Into tree ensembles.** A tree's split on a column that a chain of per-column
+  monotone steps (gathers, concats, NaN imputation, scalers with a positive
+  scale) made from input column ``k`` becomes a split on ``k`` itself: the
+  threshold is the largest float64 ``u`` with ``steps(u) <= t`` (found by
+  bisection over the ordered float64 values, so it is exact, rounding to the
+  tree's compare dtype included), and a missing value goes where the imputed
+  value would.  A split on a one-hot output column becomes a categorical
+  split on the code (no one-hot matrix is built): the categories whose
+  encoding goes left form its bitset, unknown categories and NaN go where
+  their encoding would.  When every split of the ensemble folds, the tree
+  reads the graph's input and the preprocessing disappears.
+* **Into linear models.** One-hot blocks in front of a linear model become a
+  lookup of each category's summed weights (per input column and output):
+  the one-hot matrix is never built.  (Scalers fold into linear models through
+  the ``matmul`` strategy's ``fold_scaler`` knob.)
+
+Every rewrite is checked against the reference by the caller before it counts
+(``tuner.tune`` evaluates both graphs on the sample rows); ``rewrites`` only
+returns graphs whose construction is exact by the arguments above.
+"""
 
 from __future__ import annotations
 
-from .ir import Graph
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from .ir import (
+    INPUT,
+    ZERO_MISSING_THRESHOLD,
+    Graph,
+    Imputer,
+    Linear,
+    Node,
+    Scaler,
+    Tree,
+    TreeEnsemble,
+    eliminate_dead,
+)
+from .ir_columns import Concat, Gather, Lookup
+
+MAX_CODE = 1 << 16  # categorical folds need codes in [0, MAX_CODE)
+
+
+@dataclass(frozen=True)
+class Numeric:
+    """Column = ``steps`` applied (in order) to input column ``column``; steps map float64 -> float64."""
+
+    column: int
+    steps: tuple[Callable[[np.ndarray], np.ndarray], ...] = ()
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        for s in self.steps:
+            x = s(x)
+        return x
+
+
+@dataclass(frozen=True)
+class Category:
+    """Column = the encoding of input column ``column``'s category: ``table[code]`` for known codes,
+    ``nan_value`` for NaN, ``unknown`` for any other value."""
+
+    column: int
+    table: dict[float, float] = field(default_factory=dict)
+    nan_value: float = 0.0
+    unknown: float = 0.0
+
+
+Origin = Numeric | Category | None
+
+
+def trace(graph: Graph, value: int, col: int) -> Origin:
+    """How column ``col`` of ``value`` is computed from one input column, or None when it is not a
+    per-column chain of steps this module can fold."""
+    if value == INPUT:
+        return Numeric(col)
+    node = graph.nodes[value]
+    op = node.op
+    if isinstance(op, Gather):
+        return trace(graph, node.inputs[0], int(op.columns[col]))
+    if isinstance(op, Concat):
+        off = 0
+        for v, w in zip(node.inputs, op.widths):
+            if col < off + w:
+                return trace(graph, v, col - off)
+            off += w
+        return None
+    if isinstance(op, Scaler):
+        inner = trace(graph, node.inputs[0], col)
+        a, b = float(op.offset[col]), float(op.scale[col])
+        if not isinstance(inner, Numeric) or not b > 0 or not np.isfinite(b) or not np.isfinite(a):
+            return None
+        step = (lambda x, a=a, b=b: (x - a) / b) if op.mode == "sub_div" else (lambda x, a=a, b=b: x * b + a)
+        return Numeric(inner.column, inner.steps + (step,))
+    if isinstance(op, Imputer):
+        k = int(op.keep[col])
+        marker = float(op.markers()[k])
+        inner = trace(graph, node.inputs[0], k)
+        if not isinstance(inner, Numeric) or not np.isnan(marker):
+            return None
+        fill = float(op.fill[k])
+        return Numeric(inner.column, inner.steps + ((lambda x, f=fill: np.where(np.isnan(x), f, x)),))
+    if isinstance(op, Lookup):
+        c = int(op.source[col])
+        inner = trace(graph, node.inputs[0], c)
+        if not isinstance(inner, Numeric):
+            return None
+        entries = op.column == c
+        table: dict[float, float] = {}
+        nan_value = None
+        for v, t, w in zip(op.value[entries], op.target[entries], op.weight[entries]):
+            weight = float(w) if t == col else 0.0
+            if np.isnan(v):
+                nan_value = weight
+            else:
+                table[float(v)] = weight
+        unknown = float(op.unknown[col])
+        # steps before the lookup may only impute NaN (strings: NaN -> the fill's code)
+        probe = inner.apply(np.array([np.nan]))[0]
+        if inner.steps and not all(_only_imputes(s) for s in inner.steps):
+            return None
+        if np.isnan(probe):
+            nan_v = unknown if nan_value is None else nan_value
+        else:
+            nan_v = table.get(float(probe), unknown)
+        return Category(inner.column, table, nan_v, unknown)
+    return None
+
+
+def _only_imputes(step: Callable[[np.ndarray], np.ndarray]) -> bool:
+    x = np.array([-3.5, 0.0, 1.0, 7.25, 1e300, -np.inf])
+    return bool(np.array_equal(step(x), x))
+
+
+# --------------------------------------------------------------------------- thresholds
+
+
+def _ordered(x: np.ndarray) -> np.ndarray:
+    """float64 -> int64 keys with the same order (for bisection over the floats)."""
+    i = x.view(np.int64)
+    return np.where(i < 0, np.int64(-(2**63)) - i - 1, i)
+
+
+def _unordered(k: np.ndarray) -> np.ndarray:
+    i = np.where(k < 0, np.int64(-(2**63)) - k - 1, k)
+    return i.astype(np.int64).view(np.float64)
+
+
+def boundary(goes_left: Callable[[np.ndarray], np.ndarray], n: int) -> np.ndarray:
+    """For ``n`` monotone predicates (true on a down-set of the floats), the largest float64 (+-inf
+    included) where each is true; NaN where it is true nowhere.  ``goes_left(x)`` takes ``n`` floats."""
+    lo = np.full(n, _ordered(np.array([-np.inf]))[0])
+    hi = np.full(n, _ordered(np.array([np.inf]))[0])
+    ok_lo = goes_left(_unordered(lo))
+    ok_hi = goes_left(_unordered(hi))
+    # invariant: pred(lo) true, pred(hi) false (for the rows still open)
+    open_ = ok_lo & ~ok_hi
+    for _ in range(66):
+        if not open_.any():
+            break
+        mid = (lo >> 1) + (hi >> 1) + (lo & hi & 1)  # floor((lo + hi) / 2) without overflowing int64
+        ok = goes_left(_unordered(mid))
+        lo = np.where(open_ & ok, mid, lo)
+        hi = np.where(open_ & ~ok, mid, hi)
+        open_ &= hi > lo + 1
+    out = _unordered(lo)
+    out = np.where(ok_hi, np.inf, out)
+    return np.where(ok_lo, out, np.nan)
+
+
+def _compare(op: TreeEnsemble, v: np.ndarray, t: np.ndarray) -> np.ndarray:
+    v = v.astype(op.compare_dtype).astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        return v <= t if op.comparison == "<=" else v < t
+
+
+# --------------------------------------------------------------------------- trees
+
+
+def fold_into_tree(graph: Graph, index: int) -> Graph | None:
+    """``graph`` with tree ensemble ``index`` reading the graph input directly, or None when some split
+    does not fold."""
+    node = graph.nodes[index]
+    op = node.op
+    if not isinstance(op, TreeEnsemble) or node.inputs == (INPUT,):
+        return None
+    (src,) = node.inputs
+    used = sorted({int(f) for t in op.trees for f in t.feature[t.feature >= 0]})
+    origins = {f: trace(graph, src, f) for f in used}
+    if any(o is None for o in origins.values()):
+        return None
+    has_cat_origin = any(isinstance(o, Category) for o in origins.values())
+    if has_cat_origin and op.has_categorical and op.category_rounding != "exact":
+        return None
+    trees = []
+    for tree in op.trees:
+        new = _fold_tree(op, tree, origins)
+        if new is None:
+            return None
+        trees.append(new)
+    folded = TreeEnsemble(
+        trees=tuple(trees), n_features=graph.n_features, n_outputs=op.n_outputs, comparison="<=",
+        compare_dtype="float64", base_score=op.base_score, tree_output=op.tree_output,
+        aggregation=op.aggregation, post_transform=op.post_transform,
+        category_rounding="exact" if (has_cat_origin or op.category_rounding == "exact") else op.category_rounding,
+    )
+    nodes = list(graph.nodes)
+    nodes[index] = Node(folded, (INPUT,))
+    return eliminate_dead(Graph(graph.n_features, tuple(nodes)))
+
+
+def _fold_tree(op: TreeEnsemble, tree: Tree, origins: dict[int, Origin]) -> Tree | None:
+    n = tree.n_nodes
+    internal = np.flatnonzero(tree.left >= 0)
+    feature = tree.feature.copy()
+    threshold = tree.threshold.copy()
+    missing_left = tree.missing_left.copy()
+    is_cat = np.zeros(n, bool) if tree.is_categorical is None else tree.is_categorical.copy()
+    unknown_left = np.zeros(n, bool) if tree.cat_unknown_left is None else tree.cat_unknown_left.copy()
+    zm = tree.zero_missing
+    cat_rows: dict[int, np.ndarray] = {}
+    words = tree.cat_bitset.shape[1] if tree.cat_bitset is not None else 0
+    for i in internal.tolist():
+        o = origins[int(tree.feature[i])]
+        zero_missing = zm is not None and bool(zm[i])
+        if isinstance(o, Numeric):
+            if is_cat[i]:
+                if o.steps:
+                    return None
+                feature[i] = o.column
+                continue
+            if zero_missing:
+                return None
+            t = float(tree.threshold[i])
+            u = boundary(lambda x, o=o, t=t: _compare(op, o.apply(x), np.full(x.shape, t)), 1)[0]
+            if np.isnan(u):  # no value goes left (not even -inf): no "x <= u" says that
+                return None
+            nan_in = o.apply(np.array([np.nan]))[0]
+            if not np.isnan(nan_in):
+                missing_left[i] = bool(_compare(op, np.array([nan_in]), np.array([t]))[0])
+            feature[i], threshold[i] = o.column, u
+        else:
+            if is_cat[i]:
+                return None
+            codes = np.array(sorted(o.table), dtype=np.float64)
+            if codes.size and (codes.min() < 0 or codes.max() >= MAX_CODE or np.any(codes != np.floor(codes))):
+                return None
+            t = np.float64(tree.threshold[i])
+
+            def left(w: float) -> bool:
+                if np.isnan(w) or (zero_missing and abs(w) <= ZERO_MISSING_THRESHOLD):
+                    return bool(tree.missing_left[i])
+                return bool(_compare(op, np.array([w]), np.array([t]))[0])
+
+            bits = np.zeros(int(codes.max()) + 1 if codes.size else 1, bool)
+            for c, w in o.table.items():
+                bits[int(c)] = left(w)
+            cat_rows[i] = bits
+            words = max(words, -(-bits.size // 32))
+            feature[i] = o.column
+            is_cat[i] = True
+            missing_left[i] = left(o.nan_value)
+            unknown_left[i] = left(o.unknown)
+            threshold[i] = 0.0
+    if not is_cat.any():
+        return Tree(feature=feature, threshold=threshold, left=tree.left, right=tree.right,
+                    missing_left=missing_left, value=tree.value)
+    bitset = np.zeros((n, words), np.uint32)
+    if tree.cat_bitset is not None:
+        bitset[:, : tree.cat_bitset.shape[1]] = tree.cat_bitset
+    for i, bits in cat_rows.items():
+        on = np.flatnonzero(bits)
+        np.bitwise_or.at(bitset[i], on >> 5, np.left_shift(np.uint32(1), (on & 31).astype(np.uint32)))
+    return Tree(feature=feature, threshold=threshold, left=tree.left, right=tree.right, missing_left=missing_left,
+                value=tree.value, is_categorical=is_cat, cat_bitset=bitset, cat_unknown_left=unknown_left)
+
+
+# --------------------------------------------------------------------------- linear models
+
+
+def fold_one_hot_into_linear(graph: Graph, index: int) -> Graph | None:
+    """Linear model ``index`` reading a ``concat`` with one-hot (``lookup``) parts: those parts become one
+    lookup of summed weights per (input column, output), read by a linear model that adds them up."""
+    node = graph.nodes[index]
+    lin = node.op
+    if not isinstance(lin, Linear) or index != len(graph.nodes) - 1:
+        return None
+    (src,) = node.inputs
+    if src == INPUT:
+        return None
+    cnode = graph.nodes[src]
+    parts = list(cnode.inputs) if isinstance(cnode.op, Concat) else [src]
+    widths = list(cnode.op.widths) if isinstance(cnode.op, Concat) else [cnode.op.output_type().width]
+    n_out = lin.coef.shape[0]
+    keep_parts, keep_cols = [], []
+    groups: dict[int, list[tuple[int, Category]]] = {}
+    off = 0
+    for v, w in zip(parts, widths):
+        origins = [trace(graph, v, j) for j in range(w)] if v >= 0 and isinstance(graph.nodes[v].op, Lookup) else None
+        if origins is not None and all(isinstance(o, Category) for o in origins):
+            for j, o in enumerate(origins):
+                groups.setdefault(o.column, []).append((off + j, o))
+        else:
+            keep_parts.append((v, w))
+            keep_cols.extend(range(off, off + w))
+        off += w
+    if not groups:
+        return None
+    column, value, target, weight, source, unknown = [], [], [], [], [], []
+    for k, (xcol, cols) in enumerate(sorted(groups.items())):
+        codes = sorted(set().union(*(o.table for _, o in cols)))
+        for cls in range(n_out):
+            o_idx = k * n_out + cls
+            source.append(xcol)
+            unknown.append(sum(lin.coef[cls, j] * o.unknown for j, o in cols))
+            for code in codes:
+                column.append(xcol); value.append(code); target.append(o_idx)  # noqa: E702
+                weight.append(sum(lin.coef[cls, j] * o.table.get(code, o.unknown) for j, o in cols))
+            column.append(xcol); value.append(np.nan); target.append(o_idx)  # noqa: E702
+            weight.append(sum(lin.coef[cls, j] * o.nan_value for j, o in cols))
+    look = Lookup(n_features=graph.n_features, column=np.array(column, np.int32), value=np.array(value),
+                  target=np.array(target, np.int32), weight=np.array(weight), source=np.array(source, np.int32),
+                  unknown=np.array(unknown))
+    n_look = look.output_type().width
+    nodes = list(graph.nodes[:-1])  # the linear model is last; its replacement comes last again
+    nodes.append(Node(look, (INPUT,)))
+    look_v = len(nodes) - 1
+    if keep_parts:
+        nodes.append(Node(Concat((n_look, *(w for _, w in keep_parts))), (look_v, *(v for v, _ in keep_parts))))
+        new_src = len(nodes) - 1
+    else:
+        new_src = look_v
+    sum_block = np.zeros((n_out, n_look))
+    for k in range(len(groups)):
+        sum_block[np.arange(n_out), k * n_out + np.arange(n_out)] = 1.0
+    coef = np.concatenate([sum_block, lin.coef[:, keep_cols]], axis=1)
+    nodes.append(Node(Linear(coef=coef, intercept=lin.intercept, post_transform=lin.post_transform), (new_src,)))
+    return eliminate_dead(Graph(graph.n_features, tuple(nodes)))
 
 
 def rewrites(graph: Graph) -> list[Graph]:
     """The exact rewrites of ``graph`` worth tuning (each differs from it)."""
-    return []
+    out = []
+    last = len(graph.nodes) - 1
+    for fold in (fold_into_tree, fold_one_hot_into_linear):
+        g = fold(graph, last)
+        if g is not None:
+            out.append(g)
+    return out
+
+
+__all__ = ["boundary", "fold_into_tree", "fold_one_hot_into_linear", "rewrites", "trace"]

@@ -620,6 +620,13 @@ def prune(graph: Graph, drop: set[int], keep: int | None = None) -> tuple[Graph,
     return Graph(graph.n_features, tuple(nodes)), (new_id[keep] if keep is not None else -1)
 
 
+def eliminate_dead(graph: Graph) -> Graph:
+    """``graph`` without the nodes its output does not depend on."""
+    last = len(graph.nodes) - 1
+    dead = set(range(last)) - graph.ancestors(last)
+    return prune(graph, dead)[0] if dead else graph
+
+
 def as_graph(value: "Graph | Sequence[Op]") -> Graph:
     """A graph as it is, or a sequence of operators as the chain they form."""
     if isinstance(value, Graph):

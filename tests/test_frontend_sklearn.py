@@ -8,7 +8,7 @@ import joblib
 import numpy as np
 import pytest
 from sklearn import ensemble, impute, linear_model, preprocessing, svm, tree
-from sklearn.decomposition import PCA
+from sklearn.decomposition import KernelPCA
 from sklearn.dummy import DummyClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
 from threadpoolctl import threadpool_limits
@@ -429,8 +429,8 @@ UNSUPPORTED_CASES = {
     "sgd-modified-huber": (lambda: linear_model.SGDClassifier(loss="modified_huber").fit(X_LIN, y_class(X_LIN)),
                            "modified_huber"),
     "minmax-clip": (lambda: preprocessing.MinMaxScaler(clip=True).fit(X_LIN), "clip"),
-    "pipeline-pca": (lambda: make_pipeline(PCA(2), linear_model.LinearRegression()).fit(X_LIN, y_reg(X_LIN)),
-                     "pipeline step 'pca'"),
+    "pipeline-kernel-pca": (lambda: make_pipeline(KernelPCA(2), linear_model.LinearRegression()).fit(
+        X_LIN, y_reg(X_LIN)), "pipeline step 'kernelpca'"),
     "pipeline-estimator-in-the-middle": (lambda: _estimator_in_the_middle(), "not the last step"),
 }
 

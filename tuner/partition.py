@@ -11,12 +11,17 @@ each partitioned the same way; identical sub-graphs hash alike and are tuned onc
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any, Mapping
+
+import numpy as np
 
 from strategies.backends.base import get_backend
 from strategies.ir import INPUT, Graph, Node, Op, content_hash
 from strategies.torch_ops import main_op_index
+
+log = logging.getLogger(__name__)
 
 HEAVY = ("tree_ensemble", "linear")
 
@@ -84,9 +89,14 @@ def split_graph(graph: Graph) -> list[Graph] | None:
 def tasks_for_backend(graph: Graph, backend: str, *, fuse_preprocessing: bool = True) -> list[Task]:
     """The tasks of ``graph`` when its main op runs on ``backend``: the whole graph when the backend serves
     every op (and ``fuse_preprocessing``), else split so that the main op's task is the op alone."""
+    from strategies.fusion import rewrites
+
     serves = set(get_backend(backend).serves)
     if fuse_preprocessing and all(op.kind in serves for op in graph.ops):
         return [Task(graph)]
+    for g in rewrites(graph) if fuse_preprocessing else ():  # e.g. preprocessing folded into the trees
+        if all(op.kind in serves for op in g.ops):
+            return [Task(g)]
     parts = split_graph(graph)
     if parts is None:
         return [Task(graph)]
@@ -126,6 +136,28 @@ def enumerate_partitions(graph: Graph, rewrites: bool = True) -> list[list[Task]
             if key not in seen:
                 seen.add(key)
                 out.append(part)
+    return out
+
+
+def verified(partitions: list[list[Task]], graph: Graph, X: np.ndarray, rows: int = 2048) -> list[list[Task]]:
+    """The partitions whose tasks, run one after the other by the reference evaluator on (up to ``rows`` of)
+    ``X``, give what ``graph`` gives (the check every fusion rewrite passes before it counts)."""
+    from strategies import reference
+
+    from .measure import check_outputs
+
+    x = X[:rows]
+    want = reference.evaluate(graph, x)
+    out = []
+    for part in partitions:
+        v = x
+        for t in part:
+            v = reference.evaluate(t.graph, v)
+        problem = check_outputs(v, want)
+        if problem is None:
+            out.append(part)
+        else:
+            log.warning("fusion choice %s dropped: %s", " | ".join(t.summary()[:60] for t in part), problem)
     return out
 
 

@@ -25,7 +25,7 @@ from strategies.sampling import sample_inputs
 from .artifact import load_task_artifact, task_artifact_bytes
 from .device import Device, current_device
 from .measure import MeasureResult, MeasureSettings, Measurer, make_task_inputs
-from .partition import Task, enumerate_partitions, unique_tasks
+from .partition import Task, enumerate_partitions, unique_tasks, verified
 from .predictor import Plan, Predictor
 from .search import Budget, Job, Search, SearchSettings
 from .space import SpaceOptions, TaskSpace
@@ -179,7 +179,7 @@ def tune(
         Xs = np.asarray(as_2d_float(X, conv.input, what=conv.source), dtype=np.float64)
         if len(Xs) == 0:
             raise ValueError("X has no rows: give sample inputs, or None for synthetic ones")
-    partitions = enumerate_partitions(conv.graph)
+    partitions = verified(enumerate_partitions(conv.graph), conv.graph, Xs)
     tasks = unique_tasks(partitions)
     for t in tasks:
         database.register_workload(WorkloadRecord(t.workload_hash, t.summary(), tuple(op.kind for op in t.ops)))

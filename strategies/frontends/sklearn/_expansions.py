@@ -20,6 +20,15 @@ finite for ``constant``, inf / NaN for ``linear``, NaN for ``continue`` and
 ``periodic``; ``error`` and, with ``sparse_output``, ``continue`` / ``periodic``
 refuse inf, as scikit-learn does).  ``extrapolation="error"``: a finite value
 beyond the knots, which scikit-learn rejects, gives NaN outputs.
+
+scikit-learn 1.9 quirks: with ``linear`` extrapolation and degree <= 1 its
+``transform`` increments its loop variable ``degree``, so every feature after
+the first reads wider bounds (``t[2]``, ``t[-3]``) and sets two edge columns:
+reproduced (the op's ``bounds`` / ``edge_width``).  Not reproduced, as they are
+failures rather than results: ``constant`` with degree 0 fails on values above
+the range (the IR gives 0 there), and the sparse path of ``continue`` /
+``periodic`` / ``error`` zeroes a NaN only in feature 0 (later features get the
+basis at the batch's smallest value); the IR gives 0, as the dense path does.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from ...head import NONE_CODE, ColumnSpec, Head, InputSpec
-from ...ir import INPUT, Graph, Node, Op
+from ...ir import INPUT, Graph, Node, Op, eliminate_dead
 from ...ir_columns import Gather
 from ._common import Flow, Step, name_of, unsupported
 
@@ -196,16 +196,6 @@ def _intersect(sets: list[tuple[np.ndarray, str]]) -> tuple[np.ndarray, str]:
         keep = np.isin(values, other) | (np.isnan(values) & np.isnan(other).any())
         values, who = values[keep], f"{who} and {name}"
     return values, who
-
-
-def eliminate_dead(graph: Graph) -> Graph:
-    """``graph`` without nodes the output does not depend on."""
-    from ...ir import prune
-
-    last = len(graph.nodes) - 1
-    live = graph.ancestors(last) | {last}
-    dead = set(range(len(graph.nodes))) - live
-    return prune(graph, dead)[0] if dead else graph
 
 
 # --------------------------------------------------------------------------- steps of the first frontend
