@@ -47,15 +47,53 @@ MAX_CODE = 1 << 16  # categorical folds need codes in [0, MAX_CODE)
 
 @dataclass(frozen=True)
 class Numeric:
-    """Column = ``steps`` applied (in order) to input column ``column``; steps map float64 -> float64."""
+    """Column = ``steps`` (monotone non-decreasing maps of float64, NaN in, anything out) applied in order to
+    input column ``column``; except that inputs in a hole ``[lo, hi]`` become its value, and a NaN input
+    becomes ``nan_value`` when that is set (an imputer that replaces one value, such as XGBoost's
+    missing zeros of a sparse matrix, makes them)."""
 
     column: int
     steps: tuple[Callable[[np.ndarray], np.ndarray], ...] = ()
+    holes: tuple[tuple[float, float, float], ...] = ()
+    nan_value: float | None = None
 
-    def apply(self, x: np.ndarray) -> np.ndarray:
+    def monotone(self, x: np.ndarray) -> np.ndarray:
         for s in self.steps:
             x = s(x)
         return x
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """The column's value for inputs ``x``."""
+        y = self.monotone(x)
+        for lo, hi, v in self.holes:
+            y = np.where((x >= lo) & (x <= hi), v, y)
+        if self.nan_value is not None:
+            y = np.where(np.isnan(x), self.nan_value, y)
+        return y
+
+    def then(self, step: Callable[[np.ndarray], np.ndarray]) -> "Numeric":
+        """This column with one more monotone step (hole and NaN values go through it too)."""
+        one = lambda v: float(step(np.array([v]))[0])  # noqa: E731
+        return Numeric(self.column, self.steps + (step,), tuple((lo, hi, one(v)) for lo, hi, v in self.holes),
+                       None if self.nan_value is None else one(self.nan_value))
+
+    def replacing(self, marker: float, fill: float) -> "Numeric | None":
+        """This column with every value equal to ``marker`` replaced by ``fill`` (None when it has holes)."""
+        if self.holes:
+            return None
+        lo = _first_at_least(self, marker)
+        hi = boundary(lambda x: self.monotone(x) <= marker, 1)[0]
+        holes = ((lo, hi, fill),) if not (np.isnan(lo) or np.isnan(hi)) and lo <= hi else ()
+        at_nan = float(self.apply(np.array([np.nan]))[0])
+        return Numeric(self.column, self.steps, holes, fill if at_nan == marker else self.nan_value)
+
+
+def _first_at_least(o: Numeric, v: float) -> float:
+    """Smallest float64 input (+-inf included) whose monotone value is >= ``v``; NaN when there is none."""
+    below = boundary(lambda x: o.monotone(x) < v, 1)[0]  # the largest input still below v
+    if np.isnan(below):  # none is below: -inf already reaches v (or nothing does)
+        return -np.inf if o.monotone(np.array([-np.inf]))[0] >= v else np.nan
+    return np.nan if below == np.inf else float(np.nextafter(below, np.inf))
 
 
 @dataclass(frozen=True)
@@ -94,15 +132,21 @@ def trace(graph: Graph, value: int, col: int) -> Origin:
         if not isinstance(inner, Numeric) or not b > 0 or not np.isfinite(b) or not np.isfinite(a):
             return None
         step = (lambda x, a=a, b=b: (x - a) / b) if op.mode == "sub_div" else (lambda x, a=a, b=b: x * b + a)
-        return Numeric(inner.column, inner.steps + (step,))
+        return inner.then(step)
     if isinstance(op, Imputer):
         k = int(op.keep[col])
-        marker = float(op.markers()[k])
+        marker, fill = float(op.markers()[k]), float(op.fill[k])
         inner = trace(graph, node.inputs[0], k)
-        if not isinstance(inner, Numeric) or not np.isnan(marker):
+        if isinstance(inner, Category):
+            def sub(w: float) -> float:
+                return fill if (np.isnan(w) if np.isnan(marker) else w == marker) else w
+            return Category(inner.column, {c: sub(w) for c, w in inner.table.items()}, sub(inner.nan_value),
+                            sub(inner.unknown))
+        if not isinstance(inner, Numeric):
             return None
-        fill = float(op.fill[k])
-        return Numeric(inner.column, inner.steps + ((lambda x, f=fill: np.where(np.isnan(x), f, x)),))
+        if np.isnan(marker):
+            return inner.then(lambda x, f=fill: np.where(np.isnan(x), f, x))
+        return inner.replacing(marker, fill)
     if isinstance(op, Lookup):
         c = int(op.source[col])
         inner = trace(graph, node.inputs[0], c)
@@ -120,7 +164,7 @@ def trace(graph: Graph, value: int, col: int) -> Origin:
         unknown = float(op.unknown[col])
         # steps before the lookup may only impute NaN (strings: NaN -> the fill's code)
         probe = inner.apply(np.array([np.nan]))[0]
-        if inner.steps and not all(_only_imputes(s) for s in inner.steps):
+        if inner.holes or (inner.steps and not all(_only_imputes(s) for s in inner.steps)):
             return None
         if np.isnan(probe):
             nan_v = unknown if nan_value is None else nan_value
@@ -192,6 +236,14 @@ def fold_into_tree(graph: Graph, index: int) -> Graph | None:
     origins = {f: trace(graph, src, f) for f in used}
     if any(o is None for o in origins.values()):
         return None
+    # single-point holes that become NaN (XGBoost's missing zeros of a sparse matrix) are made NaN before the
+    # tree by an imputer on the input: the folded split then sends them where missing values go
+    points: dict[int, float] = {}
+    for o in origins.values():
+        for lo, hi, v in getattr(o, "holes", ()):
+            if lo != hi or not np.isnan(v) or points.get(o.column, lo) != lo:
+                return None
+            points[o.column] = lo
     has_cat_origin = any(isinstance(o, Category) for o in origins.values())
     if has_cat_origin and op.has_categorical and op.category_rounding != "exact":
         return None
@@ -208,7 +260,15 @@ def fold_into_tree(graph: Graph, index: int) -> Graph | None:
         category_rounding="exact" if (has_cat_origin or op.category_rounding == "exact") else op.category_rounding,
     )
     nodes = list(graph.nodes)
-    nodes[index] = Node(folded, (INPUT,))
+    reads = INPUT
+    if points:
+        markers = np.full(graph.n_features, np.nan)
+        markers[list(points)] = list(points.values())
+        nodes.insert(0, Node(Imputer(fill=np.full(graph.n_features, np.nan), keep=np.arange(graph.n_features),
+                                     missing_per_column=markers), (INPUT,)))
+        nodes = [nodes[0]] + [Node(n.op, tuple(v if v == INPUT else v + 1 for v in n.inputs)) for n in nodes[1:]]
+        index, reads = index + 1, 0
+    nodes[index] = Node(folded, (reads,))
     return eliminate_dead(Graph(graph.n_features, tuple(nodes)))
 
 
@@ -238,9 +298,11 @@ def _fold_tree(op: TreeEnsemble, tree: Tree, origins: dict[int, Origin]) -> Tree
             u = boundary(lambda x, o=o, t=t: _compare(op, o.apply(x), np.full(x.shape, t)), 1)[0]
             if np.isnan(u):  # no value goes left (not even -inf): no "x <= u" says that
                 return None
-            nan_in = o.apply(np.array([np.nan]))[0]
-            if not np.isnan(nan_in):
-                missing_left[i] = bool(_compare(op, np.array([nan_in]), np.array([t]))[0])
+            def goes_left(v: float) -> bool:
+                return bool(tree.missing_left[i]) if np.isnan(v) else bool(_compare(op, np.array([v]), np.array([t]))[0])
+
+            # (holes are single points made NaN before the tree: they go where missing values go)
+            missing_left[i] = goes_left(float(o.apply(np.array([np.nan]))[0]))
             feature[i], threshold[i] = o.column, u
         else:
             if is_cat[i]:

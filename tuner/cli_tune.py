@@ -12,31 +12,42 @@ import numpy as np
 DB_HELP = "tuning log: a SQLite path or SQLAlchemy URL (default: $TUNEBIRD_DB or ./tunebird.db)"
 
 
-def read_data(path: str, n_features: int) -> np.ndarray:
-    """Rows from .npy, .csv or .parquet; a CSV/parquet with one extra (label) column drops its last column."""
+def read_data(path: str, spec: Any) -> Any:
+    """Rows from .npy, .csv or .parquet for a model whose input is ``spec`` (an ``InputSpec``).
+
+    CSV and parquet files keep their column types: string columns reach the model
+    as strings (a DataFrame), so pipelines with string categoricals read them as
+    they were trained.  Columns the model does not use are dropped with a note:
+    by name when the model knows its feature names, else one extra last column
+    (a label).
+    """
+    import pandas as pd
+
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix == ".npy":
-        X = np.load(p, allow_pickle=False)
-    elif suffix == ".csv":
-        import pandas as pd
-
+        return np.load(p, allow_pickle=False)
+    if suffix == ".csv":
         df = pd.read_csv(p, header=None)
-        if df.iloc[0].map(lambda v: isinstance(v, str)).any():  # a header row
+        if spec.feature_names is not None or df.iloc[0].map(lambda v: isinstance(v, str)).all():  # a header row
             df = pd.read_csv(p)
-        X = df.to_numpy(dtype=np.float64)
     elif suffix in (".parquet", ".pq"):
-        import pandas as pd
-
-        X = pd.read_parquet(p).to_numpy(dtype=np.float64)
+        df = pd.read_parquet(p)
     else:
         raise ValueError(f"--data: expected a .npy, .csv or .parquet file, got {p.name!r}")
-    if X.ndim == 2 and X.shape[1] == n_features + 1 and suffix != ".npy":
-        print(f"note: {p.name} has {X.shape[1]} columns and the model {n_features} features; "
-              "using the first {n_features} (the last is taken as a label)".replace("{n_features}", str(n_features)),
-              file=sys.stderr)
-        X = X[:, :n_features]
-    return X
+    names = spec.feature_names
+    if names is not None and set(names) <= set(map(str, df.columns)):
+        extra = [str(c) for c in df.columns if str(c) not in set(names)]
+        if extra:
+            print(f"note: {p.name}: columns {extra[:8]} are not model features; leaving them out", file=sys.stderr)
+        df = df[[c for c in df.columns if str(c) in set(names)]]
+    elif df.shape[1] == spec.n_features + 1:
+        print(f"note: {p.name} has {df.shape[1]} columns and the model {spec.n_features} features; "
+              f"using the first {spec.n_features} (the last is taken as a label)", file=sys.stderr)
+        df = df.iloc[:, : spec.n_features]
+    if all(dt.kind in "biuf" for dt in df.dtypes) and not spec.has_strings:
+        return df.to_numpy(dtype=np.float64)
+    return df
 
 
 def _tune(args: argparse.Namespace) -> int:
@@ -48,7 +59,7 @@ def _tune(args: argparse.Namespace) -> int:
     from records.report import Table
 
     conv = strategies.convert(args.model)
-    X = read_data(args.data, conv.input.n_features) if args.data else None
+    X = read_data(args.data, conv.input) if args.data else None
     report = tuner.tune(
         args.model, X, db=args.db, batch_sizes=tuple(args.batch_size), trials=args.trials,
         time_budget=args.time_budget, threads=args.threads, progress=not args.quiet,
@@ -82,7 +93,7 @@ def _add_tune(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_tune)
 
 
-def bench_rows(model: Any, X: np.ndarray, batch_sizes: list[int], db: Any, threads: int | None) -> list[tuple[str, ...]]:
+def bench_rows(model: Any, X: Any, batch_sizes: list[int], db: Any, threads: int | None) -> list[tuple[str, ...]]:
     """native vs untuned vs tuned at each batch size: one row per batch, correctness checked first."""
     import warnings
 
@@ -107,15 +118,16 @@ def bench_rows(model: Any, X: np.ndarray, batch_sizes: list[int], db: Any, threa
     rows = []
     for b in batch_sizes:
         batches = rotating_batches(X, b)
-        want = np.asarray(systems["native"](batches[0]), dtype=np.float64).reshape(b, -1)
+        want = _numeric(systems["native"](batches[0]), b)
         cells = []
         results = {}
         for name, fn in systems.items():
             if fn is None:
                 cells.append("not tuned")
                 continue
-            got = np.asarray(fn(batches[0]), dtype=np.float64).reshape(b, -1)
-            problem = check_outputs(got, want)
+            got = _numeric(fn(batches[0]), b)
+            problem = check_outputs(got, want) if want.dtype.kind == "f" else (
+                None if np.array_equal(got, want) else "labels differ")
             t = time_calls(fn, batches, min_seconds=0.3)
             results[name] = t.median_s
             cell = f"{t.median_s * 1e6:.1f} us" if b == 1 else f"{b / t.median_s:,.0f} rows/s"
@@ -123,6 +135,12 @@ def bench_rows(model: Any, X: np.ndarray, batch_sizes: list[int], db: Any, threa
         ratio = lambda a, c: f"{results[c] / results[a]:.2f}x" if a in results and c in results else "-"  # noqa: E731
         rows.append((str(b), *cells, ratio("tuned", "native"), ratio("tuned", "untuned")))
     return rows
+
+
+def _numeric(y: Any, b: int) -> np.ndarray:
+    """Outputs as a 2-D array (float, or the labels as they are when they are strings)."""
+    y = np.asarray(y)
+    return (y if y.dtype.kind in "OUS" else y.astype(np.float64)).reshape(b, -1)
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -135,10 +153,12 @@ def _bench(args: argparse.Namespace) -> int:
     native = strategies.load_model(args.model)
     conv = strategies.convert(native)
     if args.data:
-        X = read_data(args.data, conv.input.n_features)
+        X = read_data(args.data, conv.input)
     else:
         from strategies.sampling import sample_inputs
 
+        if conv.input.has_strings:
+            raise SystemExit("tunebird bench: this model reads string columns; give rows with --data FILE.csv|.parquet")
         X = sample_inputs(conv, 8192, seed=1, nan=conv.input.allow_nan, inf=conv.input.allow_inf)
     rows = bench_rows(native, X, args.batch_size, args.db, args.threads)
     header = ("batch", "native", "untuned", "tuned", "tuned vs native", "tuned vs untuned")

@@ -88,19 +88,21 @@ def split_graph(graph: Graph) -> list[Graph] | None:
 
 def tasks_for_backend(graph: Graph, backend: str, *, fuse_preprocessing: bool = True) -> list[Task]:
     """The tasks of ``graph`` when its main op runs on ``backend``: the whole graph when the backend serves
-    every op (and ``fuse_preprocessing``), else split so that the main op's task is the op alone."""
+    every op (and ``fuse_preprocessing``); else split so that the main op's task is the op alone, taking the
+    exact rewrite (``strategies.fusion``) that leaves the fewest ops to the tasks around it."""
     from strategies.fusion import rewrites
 
     serves = set(get_backend(backend).serves)
-    if fuse_preprocessing and all(op.kind in serves for op in graph.ops):
-        return [Task(graph)]
-    for g in rewrites(graph) if fuse_preprocessing else ():  # e.g. preprocessing folded into the trees
-        if all(op.kind in serves for op in g.ops):
+    candidates = [graph] + (rewrites(graph) if fuse_preprocessing else [])
+    best: list[Task] | None = None
+    for g in candidates:
+        if fuse_preprocessing and all(op.kind in serves for op in g.ops):
             return [Task(g)]
-    parts = split_graph(graph)
-    if parts is None:
-        return [Task(graph)]
-    return [Task(g) for g in parts]
+        parts = split_graph(g)
+        tasks = [Task(p) for p in parts] if parts is not None else [Task(g)]
+        if best is None or sum(len(t.graph.nodes) for t in tasks) < sum(len(t.graph.nodes) for t in best):
+            best = tasks
+    return best
 
 
 def main_task_index(tasks: list[Task]) -> int:

@@ -45,7 +45,10 @@ def time_calls(fn: Callable[[Any], Any], batches: Sequence[Any], *, warmup: int 
     return Timing(float(med), float(p25), float(p75), len(times))
 
 
-def rotating_batches(X: np.ndarray, batch: int, n_batches: int = 4, seed: int = 0) -> list[np.ndarray]:
-    """``n_batches`` distinct batches of ``batch`` rows drawn from ``X`` (C-contiguous copies)."""
+def rotating_batches(X: Any, batch: int, n_batches: int = 4, seed: int = 0) -> list[Any]:
+    """``n_batches`` distinct batches of ``batch`` rows drawn from ``X`` (C-contiguous copies; a DataFrame's
+    batches are DataFrames)."""
     rng = np.random.default_rng(seed)
+    if hasattr(X, "iloc"):
+        return [X.iloc[rng.integers(0, len(X), size=batch)].reset_index(drop=True) for _ in range(n_batches)]
     return [np.ascontiguousarray(X[rng.integers(0, len(X), size=batch)]) for _ in range(n_batches)]

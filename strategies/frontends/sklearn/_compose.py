@@ -3,13 +3,14 @@ hyper-parameter searches (their ``best_estimator_``), and XGBoost / LightGBM est
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from ...errors import UnsupportedModelError
 from ...head import Head
-from ...ir import INPUT, Node, Scaler
+from ...ir import INPUT, Imputer, Node, Scaler
 from ...ir_columns import Concat
 from ._common import name_of, require, unsupported
 from ._graph import Builder, Col, Value, union_taint
@@ -45,16 +46,18 @@ def _weight(b: Builder, v: Value, w: float | None) -> Value:
     if w is None or w == 1:
         return v
     op = Scaler(offset=np.zeros(v.width), scale=np.full(v.width, float(w)), mode="mul_add")
-    return b.add(op, [v], [Col(taint=c.taint) for c in v.cols])
+    return replace(b.add(op, [v], [Col(taint=c.taint) for c in v.cols]), sparse=v.sparse)
 
 
-def _concat(b: Builder, parts: list[Value], x: Value) -> Value:
+def _concat(b: Builder, parts: list[Value], x: Value, sparse: bool) -> Value:
     parts = [p for p in parts if p.width > 0]
     if not parts:
-        return b.gather(x, [])
-    if len(parts) == 1:
-        return parts[0]
-    return b.add(Concat(tuple(p.width for p in parts)), parts, [c for p in parts for c in p.cols])
+        out = b.gather(x, [])
+    elif len(parts) == 1:
+        out = parts[0]
+    else:
+        out = b.add(Concat(tuple(p.width for p in parts)), parts, [c for p in parts for c in p.cols])
+    return replace(out, sparse=sparse)
 
 
 def column_transformer(model: Any, b: Builder, x: Value) -> tuple[Value, Head | None]:
@@ -72,7 +75,7 @@ def column_transformer(model: Any, b: Builder, x: Value) -> tuple[Value, Head | 
         else:
             out, _ = _step(trans, b, sub, f"ColumnTransformer transformer {name!r}")
         parts.append(_weight(b, out, weights.get(name)))
-    return _concat(b, parts, x), None
+    return _concat(b, parts, x, bool(getattr(model, "sparse_output_", False))), None
 
 
 def feature_union(model: Any, b: Builder, x: Value) -> tuple[Value, Head | None]:
@@ -83,7 +86,7 @@ def feature_union(model: Any, b: Builder, x: Value) -> tuple[Value, Head | None]
             continue
         out = x if trans == "passthrough" else _step(trans, b, x, f"FeatureUnion transformer {name!r}")[0]
         parts.append(_weight(b, out, weights.get(name)))
-    return _concat(b, parts, x), None
+    return _concat(b, parts, x, any(p.sparse for p in parts)), None
 
 
 def function_transformer(model: Any, b: Builder, x: Value) -> tuple[Value, Head | None]:
@@ -108,6 +111,10 @@ def foreign(model: Any, b: Builder, x: Value) -> tuple[Value, Head | None]:
     kinds = [k for k, ok in (("nan", conv.input.allow_nan), ("inf", conv.input.allow_inf)) if not ok]
     if kinds:
         b.refuse(x, kinds, model)
+    if x.sparse and type(model).__module__.startswith("xgboost"):
+        # XGBoost reads a sparse matrix's zeros (the entries it does not store) as missing values
+        zeros = Imputer(fill=np.full(x.width, np.nan), keep=np.arange(x.width), missing_value=0.0)
+        x = b.add(zeros, [x], list(x.cols))
     base = len(b.nodes)
     for node in conv.graph.nodes:
         b.nodes.append(Node(node.op, tuple(x.index if v == INPUT else base + v for v in node.inputs)))

@@ -11,6 +11,7 @@ re-deriving its rules here.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -128,7 +129,8 @@ def encoder_lookup(model: Any, b: Builder, x: Value, categories: Sequence[np.nda
 def one_hot_encoder(model: Any, b: Builder, x: Value) -> tuple[Value, Head | None]:
     cats = [np.asarray(c) for c in model.categories_]
     widths = list(model._n_features_outs)
-    return encoder_lookup(model, b, x, cats, widths, unknown_is_error=model.handle_unknown == "error"), None
+    out = encoder_lookup(model, b, x, cats, widths, unknown_is_error=model.handle_unknown == "error")
+    return replace(out, sparse=bool(model.sparse_output)), None
 
 
 def ordinal_encoder(model: Any, b: Builder, x: Value) -> tuple[Value, Head | None]:

@@ -44,10 +44,15 @@ class Col:
 
 @dataclass(frozen=True)
 class Value:
-    """A value of the graph being built: its index (-1: the input) and its columns."""
+    """A value of the graph being built: its index (-1: the input) and its columns.
+
+    ``sparse``: scikit-learn hands this value on as a sparse matrix (a one-hot encoder's or a
+    ColumnTransformer's sparse output); XGBoost reads the zeros of a sparse matrix as missing.
+    """
 
     index: int
     cols: tuple[Col, ...]
+    sparse: bool = False
 
     @property
     def width(self) -> int:
@@ -95,7 +100,8 @@ class Builder:
         columns = [int(c) for c in columns]
         if columns == list(range(x.width)):
             return x
-        return self.add(Gather(x.width, np.asarray(columns, dtype=np.int32)), [x], [x.cols[c] for c in columns])
+        v = self.add(Gather(x.width, np.asarray(columns, dtype=np.int32)), [x], [x.cols[c] for c in columns])
+        return replace(v, sparse=x.sparse)
 
     # ---- categories
     def code(self, col: Col, category: Any, who: Any) -> float:
@@ -220,6 +226,8 @@ def apply_step(b: Builder, x: Value, step: Step, who: Any) -> tuple[Value, Head 
             t = without(union_taint(v.cols), drop)
             cols = [Col(taint=t)] * op.output_type().width
         v = b.add(op, [v], cols)
+    if x.sparse and all(op.kind in ELEMENTWISE + ("normalizer",) for op in step.ops):
+        v = replace(v, sparse=True)  # scaling a sparse matrix keeps it sparse
     return v, step.head
 
 
