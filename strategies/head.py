@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -145,6 +145,16 @@ class ColumnSpec:
             object.__setattr__(self, "known", _arr(np.unique(np.asarray(self.known, np.float64)), np.float64, 1))
         if self.refused is not None:
             object.__setattr__(self, "refused", _arr(np.unique(np.asarray(self.refused, np.float64)), np.float64, 1))
+
+    def lookup_index(self) -> Any:
+        """The vocabulary as a ``pandas.Index`` (built once): its ``get_indexer`` gives the codes."""
+        idx = self.__dict__.get("_index")
+        if idx is None:
+            import pandas as pd
+
+            idx = pd.Index(list(self.vocabulary), dtype=object)
+            object.__setattr__(self, "_index", idx)
+        return idx
 
     def decode(self, code: float) -> object:
         """The cell value a code stands for (for error messages)."""

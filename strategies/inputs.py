@@ -53,7 +53,11 @@ def _one_d(X: Any, what: str) -> Any:
 
 
 def _is_frame(X: Any) -> bool:
-    return type(X).__module__.startswith("pandas") and hasattr(X, "columns") and hasattr(X, "dtypes")
+    if not type(X).__module__.startswith("pandas"):
+        return False
+    import pandas as pd
+
+    return isinstance(X, pd.DataFrame)
 
 
 def _to_numpy(X: Any, spec: InputSpec) -> np.ndarray:
@@ -111,93 +115,142 @@ def _refuse_numbers_for_strings(spec: InputSpec, what: str) -> None:
 
 
 def _from_frame(df: Any, spec: InputSpec, what: str) -> np.ndarray:
-    names = [str(c) for c in df.columns]
-    if spec.feature_names is not None:
-        want = list(spec.feature_names)
-        missing = [n for n in want if n not in set(names)]
-        extra = [n for n in names if n not in set(want)]
-        if missing or extra:
-            parts = []
-            if missing:
-                parts.append(f"missing column(s) {missing[:8]}")
-            if extra:
-                parts.append(f"unexpected column(s) {extra[:8]}")
-            raise ValueError(f"X does not have the columns {what} was fitted with: {'; '.join(parts)}.")
-        if len(set(names)) != len(names):
-            raise ValueError(f"X has duplicate column names: {sorted({n for n in names if names.count(n) > 1})[:8]}")
-        if names != want:
-            df = df[[df.columns[names.index(n)] for n in want]]
-    elif df.shape[1] != spec.n_features:
-        raise ValueError(f"X has {df.shape[1]} features, but {what} is expecting {spec.n_features} features as input.")
+    positions = _positions(df, spec, what)
     n = df.shape[0]
-    out = np.empty((n, spec.n_features), dtype=np.float64)
     simple = spec.columns is None and all(getattr(dt, "kind", "O") in "biuf" for dt in df.dtypes)
-    if simple:
+    if simple and positions == list(range(spec.n_features)):
         a = df.to_numpy()
         return a if a.dtype in (np.float32, np.float64) else a.astype(np.float64)
-    for j in range(spec.n_features):
-        out[:, j] = _encode_column(df.iloc[:, j], spec.column(j), spec.column_name(j), what)
+    out = np.empty((n, spec.n_features), dtype=np.float64)
+    for j, p in enumerate(positions):
+        out[:, j] = _encode_column(_column(df, p), spec.column(j), spec.column_name(j), what)
     return out
 
 
-def _encode_column(col: Any, cs: ColumnSpec, name: str, what: str) -> np.ndarray:
-    """One column (a pandas Series or a 1-D array) as float64: numbers as they are, strings as codes."""
-    import pandas as pd
+def _positions(df: Any, spec: InputSpec, what: str) -> list[int]:
+    """Where each of the model's columns is in ``df`` (by name when the model knows its names)."""
+    names = df.columns.tolist()
+    if spec.feature_names is not None and names == list(spec.feature_names):
+        return list(range(spec.n_features))
+    names = [str(c) for c in names]
+    if spec.feature_names is None:
+        if len(names) != spec.n_features:
+            raise ValueError(f"X has {len(names)} features, but {what} is expecting {spec.n_features} features as input.")
+        return list(range(spec.n_features))
+    want = spec.feature_names
+    missing = [n for n in want if n not in set(names)]
+    extra = [n for n in names if n not in set(want)]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"missing column(s) {missing[:8]}")
+        if extra:
+            parts.append(f"unexpected column(s) {extra[:8]}")
+        raise ValueError(f"X does not have the columns {what} was fitted with: {'; '.join(parts)}.")
+    if len(set(names)) != len(names):
+        raise ValueError(f"X has duplicate column names: {sorted({n for n in names if names.count(n) > 1})[:8]}")
+    return [names.index(n) for n in want]
 
-    s = col if isinstance(col, pd.Series) else pd.Series(col, copy=False)
-    dt = s.dtype
-    if isinstance(dt, pd.CategoricalDtype):
-        cats = s.cat.categories
-        if cats.dtype.kind in "OUS" or str(cats.dtype) in ("str", "string"):
-            if cs.kind != "string":
-                raise TypeError(f"column {name} of X holds strings ({list(cats[:3])}), but {what} expects numbers there")
-            table = _code_table(cs, np.asarray(cats, dtype=object))
-        else:
-            if cs.kind == "string":
-                raise TypeError(f"column {name} of X holds numbers ({list(cats[:3])}), but {what} expects strings there")
-            table = np.asarray(cats, dtype=np.float64)
-        codes = s.cat.codes.to_numpy()
-        return np.where(codes < 0, np.nan, table[np.maximum(codes, 0)] if table.size else np.nan)
+
+def _column(df: Any, j: int) -> Any:
+    """Column ``j``'s array (NumPy or pandas extension array), without building a Series."""
+    mgr = getattr(df, "_mgr", None)
+    if mgr is not None and hasattr(mgr, "iget_values"):  # pandas internals: microseconds instead of tens
+        try:
+            return mgr.iget_values(j)
+        except (IndexError, TypeError, ValueError):
+            pass
+    return df.iloc[:, j].array
+
+
+def _encode_column(col: Any, cs: ColumnSpec, name: str, what: str) -> np.ndarray:
+    """One column (a NumPy array, pandas array or Series) as float64: numbers as they are, strings as codes."""
+    if hasattr(col, "categories") and hasattr(col, "codes"):  # pandas Categorical
+        return _categorical(col, cs, name, what)
+    if hasattr(col, "cat") and hasattr(col, "dtype") and str(col.dtype) == "category":
+        return _categorical(col.array, cs, name, what)
+    dt = getattr(col, "dtype", None)
     kind = getattr(dt, "kind", "O")
-    if cs.kind == "string":
-        if kind in "biuf" and str(dt) not in ("str", "string"):
-            if s.notna().any():
-                raise TypeError(f"column {name} of X holds numbers ({s[s.notna()].iloc[0]!r}), "
+    is_text = str(dt) in ("str", "string") or kind in "OUS"
+    if not is_text:  # numbers (NumPy or nullable pandas arrays)
+        if cs.kind == "string":
+            values = _as_numpy(col, np.float64)
+            if (~np.isnan(values)).any():
+                raise TypeError(f"column {name} of X holds numbers ({values[~np.isnan(values)][0]!r}), "
                                 f"but {what} expects strings there")
-            return np.full(len(s), np.nan)
-        return _codes(s, cs, name, what)
-    if kind in "biuf" and str(dt) not in ("str", "string"):
-        return s.to_numpy(dtype=np.float64, na_value=np.nan)
-    values = s.to_numpy(dtype=object)
+            return values
+        return _as_numpy(col, np.float64)
+    values = _as_numpy(col, object)
+    if cs.kind == "string":
+        return _codes(values, cs, name, what)
     try:
-        return np.asarray(values, dtype=np.float64) if not pd.isna(values).any() else \
-            np.where(pd.isna(values), np.nan, values).astype(np.float64)
+        return values.astype(np.float64)
     except (TypeError, ValueError):
-        bad = next((v for v in values if isinstance(v, (str, bytes))), values[0])
-        raise TypeError(f"column {name} of X holds strings (e.g. {bad!r}), but {what} expects numbers there") from None
+        import pandas as pd
+
+        missing = pd.isna(values)
+        try:
+            return np.where(missing, np.nan, np.where(missing, 0, values)).astype(np.float64)
+        except (TypeError, ValueError):
+            bad = next((v for v in values if isinstance(v, (str, bytes))), values[0])
+            raise TypeError(f"column {name} of X holds strings (e.g. {bad!r}), but {what} expects numbers there") from None
+
+
+def _as_numpy(col: Any, dtype: Any) -> np.ndarray:
+    if isinstance(col, np.ndarray):
+        return col if col.dtype == dtype else col.astype(dtype)
+    if dtype is object:
+        return col.to_numpy(dtype=object, na_value=np.nan) if hasattr(col, "isna") else np.asarray(col, dtype=object)
+    return col.to_numpy(dtype=dtype, na_value=np.nan) if hasattr(col, "isna") else np.asarray(col, dtype=dtype)
+
+
+def _categorical(cat: Any, cs: ColumnSpec, name: str, what: str) -> np.ndarray:
+    cats = cat.categories
+    if cats.dtype.kind in "OUS" or str(cats.dtype) in ("str", "string"):
+        if cs.kind != "string":
+            raise TypeError(f"column {name} of X holds strings ({list(cats[:3])}), but {what} expects numbers there")
+        table = _code_table(cs, np.asarray(cats, dtype=object))
+    else:
+        if cs.kind == "string":
+            raise TypeError(f"column {name} of X holds numbers ({list(cats[:3])}), but {what} expects strings there")
+        table = np.asarray(cats, dtype=np.float64)
+    codes = np.asarray(cat.codes)
+    if not table.size:
+        return np.full(codes.shape, np.nan)
+    return np.where(codes < 0, np.nan, table[np.maximum(codes, 0)])
 
 
 def _code_table(cs: ColumnSpec, values: np.ndarray) -> np.ndarray:
-    import pandas as pd
+    """Each value's index in the vocabulary (hashing), -1 when it is none of them."""
+    index = cs.lookup_index()
+    engine = getattr(index, "_engine", None)  # pandas' hash table: no per-call Index set-up
+    try:
+        idx = engine.get_indexer(values)
+    except (AttributeError, TypeError, ValueError):
+        idx = index.get_indexer(values)
+    idx = idx.astype(np.float64)
+    idx[idx < 0] = UNKNOWN_CODE
+    return idx
 
-    idx = pd.Index(list(cs.vocabulary), dtype=object).get_indexer(values).astype(np.float64)
-    return np.where(idx < 0, UNKNOWN_CODE, idx)
 
-
-def _codes(s: Any, cs: ColumnSpec, name: str, what: str) -> np.ndarray:
-    import pandas as pd
-
-    values = s.to_numpy(dtype=object)
+def _codes(values: np.ndarray, cs: ColumnSpec, name: str, what: str) -> np.ndarray:
+    """Codes of an object array of strings: vocabulary index, NaN for NaN / pd.NA, NONE_CODE for None."""
     codes = _code_table(cs, values)
-    missing = pd.isna(values)
-    if missing.any():
-        codes[missing] = np.nan
-        if s.dtype == object:
-            codes[np.equal(values, None)] = NONE_CODE
     unknown = codes == UNKNOWN_CODE
     if unknown.any():
+        import pandas as pd
+
         bad = values[unknown]
-        numbers = [v for v in bad[:64] if not isinstance(v, (str, np.str_))]
+        try:
+            missing = np.asarray(bad != bad, dtype=bool)  # NaN is the one value unequal to itself
+        except (TypeError, ValueError):  # pd.NA compares to NA
+            missing = pd.isna(bad)
+        sub = codes[unknown]
+        sub[missing] = np.nan
+        sub[np.equal(bad, None)] = NONE_CODE
+        codes[unknown] = sub
+        rest = bad[~missing]
+        numbers = [v for v in rest[:64] if not isinstance(v, (str, np.str_))]
         if numbers:
             raise TypeError(f"column {name} of X mixes strings and numbers ({numbers[0]!r}); "
                             f"{what} was fitted on strings there")
