@@ -61,8 +61,9 @@ def methodology(min_seconds: float | None = None) -> str:
     general = METHODOLOGY.format(warmup="W", n_batches=N_BATCHES, min_repeats="N", min_seconds=0).replace(
         " and 0 s", " and S seconds")
     return (f"{general} ({'; '.join(parts)}). Batches larger than {LARGE_BATCH_BYTES >> 20} MB rotate over 2 "
-            f"batches. Every system gets the same float32 arrays (rows drawn with replacement from the model's "
-            f"input pool); the first call on each batch size is also the correctness check.")
+            f"batches. Every system gets the same float32 arrays (pandas DataFrames for the pipe_* pipelines; rows "
+            f"drawn with replacement from the model's input pool); the first call on each batch size is also the "
+            f"correctness check.")
 
 
 # --------------------------------------------------------------------------- peak memory
@@ -96,8 +97,14 @@ def peak_kb() -> int | None:
 # --------------------------------------------------------------------------- inputs
 
 
-def load_inputs(path: str | Path) -> dict[int, list[np.ndarray]]:
-    """Rotating batches per batch size, as written by the parent (``b<batch>_<i>`` arrays in an .npz)."""
+def load_inputs(path: str | Path) -> dict[int, list[Any]]:
+    """Rotating batches per batch size, as written by the parent (``b<batch>_<i>`` arrays in an .npz; for the
+    DataFrame models a pickle of ``{batch: [DataFrame, ...]}``, written by the parent for this run)."""
+    if Path(path).suffix == ".pkl":
+        import pickle
+
+        with open(path, "rb") as f:
+            return pickle.load(f)
     out: dict[int, list[np.ndarray]] = {}
     with np.load(path) as z:
         for key in sorted(z.files, key=lambda k: (int(k[1:].split("_")[0]), int(k.split("_")[1]))):
@@ -105,7 +112,14 @@ def load_inputs(path: str | Path) -> dict[int, list[np.ndarray]]:
     return out
 
 
-def save_inputs(path: str | Path, batches: dict[int, list[np.ndarray]]) -> None:
+def save_inputs(path: str | Path, batches: dict[int, list[Any]]) -> None:
+    """Arrays as an .npz; with a ``.pkl`` path (DataFrames of strings, None and NaN), a pickle."""
+    if Path(path).suffix == ".pkl":
+        import pickle
+
+        with open(path, "wb") as f:
+            pickle.dump(batches, f, protocol=pickle.HIGHEST_PROTOCOL)
+        return
     np.savez(path, **{f"b{b}_{i}": x for b, xs in batches.items() for i, x in enumerate(xs)})
 
 

@@ -5,6 +5,8 @@ training takes seconds) and cached under ``bench/results/models/`` so reruns
 skip training.  Every model comes with a pool of float32 input rows: the
 sampled test rows for higgs and airline, rows drawn from the model's own split
 points for epsilon and bosch, held-out rows of the generator for the others.
+The mixed-type pipelines (``pipe_*``, see ``bench/pipelines.py``) take a pandas
+DataFrame with string and float columns instead: their pool is a DataFrame.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ class ModelSpec:
     max_batch_reason: str = ""
     train: Callable[[], Any] | None = field(default=None, repr=False, compare=False)  # synthetic models only
     params: str = ""  # what the cache key hashes for synthetic models
+    frame: bool = False  # inputs are a pandas DataFrame (string and float columns), not a float32 array
+    batch_sizes: tuple[int, ...] | None = None  # the only batch sizes timed for this model (None: all asked for)
 
 
 @dataclass
@@ -46,7 +50,7 @@ class SuiteModel:
     spec: ModelSpec
     model: Any
     path: Path
-    X: np.ndarray  # float32, C-contiguous
+    X: Any  # float32 C-contiguous np.ndarray; a pandas DataFrame when ``spec.frame``
     data: str
 
     @property
@@ -143,6 +147,25 @@ def _logreg() -> Any:
 
 _LARGE = "inputs of 100,000 rows would take 0.4-0.8 GB per batch"
 
+
+def _pipeline_specs() -> tuple[ModelSpec, ...]:
+    """The mixed-type pipelines: ColumnTransformer (OneHotEncoder on 6 string columns, SimpleImputer + StandardScaler
+    on 8 float columns) and a classifier, fitted on 50,000 DataFrame rows made by ``bench/pipelines.py``."""
+    from . import pipelines as p
+
+    data = (f"gen{p.GENERATOR_VERSION} {p.TRAIN_ROWS} s{p.TRAIN_SEED} w{p.WORLD_SEED}")
+    prep = "ColumnTransformer(OneHotEncoder(ignore) x 6 str, SimpleImputer+StandardScaler x 8 float)"
+    common = dict(family="sklearn", frame=True, batch_sizes=p.BATCH_SIZES)
+    return (
+        ModelSpec("pipe_hgb", f"{prep}, dense output + HistGradientBoostingClassifier (100 iterations), binary",
+                  train=p.train_hgb, params=f"pipe hgb 100 dense {data}", **common),
+        ModelSpec("pipe_xgb", f"{prep}, sparse output + XGBClassifier (100 trees, depth 6), binary",
+                  train=p.train_xgb, params=f"pipe xgb 100 d6 {data}", **common),
+        ModelSpec("pipe_logreg", f"{prep}, sparse output + LogisticRegression, binary",
+                  train=p.train_logreg, params=f"pipe lr {data}", **common),
+    )
+
+
 SPECS: dict[str, ModelSpec] = {
     s.name: s
     for s in (
@@ -168,6 +191,7 @@ SPECS: dict[str, ModelSpec] = {
                   "xgboost", train=_xgb_multiclass, params="xgb 8c 100 d6 20k s7 nan"),
         ModelSpec("logreg", "StandardScaler + LogisticRegression pipeline, 4 classes", "sklearn", train=_logreg,
                   params="lr 4c 20k s8"),
+        *_pipeline_specs(),
     )
 }
 
@@ -228,11 +252,19 @@ def load_native(name: str, cache_dir: Path = DEFAULT_CACHE) -> Any:
     return joblib.load(path)
 
 
-def input_rows(name: str, model: Any, n: int = POOL_ROWS) -> tuple[np.ndarray, str]:
-    """A float32 pool of input rows for ``name`` and a sentence saying where they come from."""
+def input_rows(name: str, model: Any, n: int | None = None) -> tuple[Any, str]:
+    """A pool of ``n`` input rows for ``name`` (float32; a DataFrame for the pipelines) and a sentence saying where
+    they come from.  ``n`` defaults to ``POOL_ROWS`` (``pipelines.POOL_ROWS`` for the pipelines)."""
     spec = SPECS[name]
+    if spec.frame:
+        from . import pipelines
+
+        X = pipelines.serving_pool(n or pipelines.POOL_ROWS)
+        return X, pipelines.describe_pool(X)
+    n = n or POOL_ROWS
     if spec.train is not None:
-        seed = 1000 + sorted(SPECS).index(name)
+        # seeded by rank among the array models: adding the pipelines left the other pools as they were
+        seed = 1000 + sorted(n for n, s in SPECS.items() if not s.frame).index(name)
         X, _ = make_data(n, seed=seed, nan=0.02 if "NaN" in spec.description else 0.0)
         if name == "logreg":
             X = X * np.linspace(0.5, 20, X.shape[1], dtype=np.float32) + 3
@@ -255,8 +287,8 @@ def input_rows(name: str, model: Any, n: int = POOL_ROWS) -> tuple[np.ndarray, s
             "synthetic rows drawn from the model's split points (10% exact thresholds, neighbours and NaN)")
 
 
-def load(name: str, cache_dir: Path = DEFAULT_CACHE, *, rows: int = POOL_ROWS) -> SuiteModel:
-    """Model ``name`` with its input pool."""
+def load(name: str, cache_dir: Path = DEFAULT_CACHE, *, rows: int | None = None) -> SuiteModel:
+    """Model ``name`` with its input pool (``rows`` rows; by default the model's usual pool size)."""
     if name not in SPECS:
         raise KeyError(f"unknown suite model {name!r}; choose from {', '.join(SPECS)}")
     model = load_native(name, cache_dir)

@@ -12,6 +12,7 @@ start per (model, system).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import subprocess
@@ -31,6 +32,7 @@ from .peers.base import Context, align, as_columns
 from .tune import batch_sizes_for
 
 REPO = Path(__file__).resolve().parents[1]
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -101,14 +103,36 @@ def availability(settings: RunSettings, say: Callable[[str], None]) -> dict[str,
     return out
 
 
-def _inputs(sm: models.SuiteModel, sizes: tuple[int, ...]) -> dict[int, list[np.ndarray]]:
+def _inputs(sm: models.SuiteModel, sizes: tuple[int, ...]) -> dict[int, list[Any]]:
+    """Rotating batches per batch size: float32 arrays, or DataFrame row slices for the pipelines."""
     from tuner.timing import rotating_batches
 
+    from .pipelines import frame_bytes_per_row, rotating_frames
+
+    frame = sm.spec.frame
+    row_bytes = frame_bytes_per_row(sm.X) if frame else sm.X.shape[1] * sm.X.itemsize
     out = {}
     for b in sizes:
-        n = 2 if b * sm.X.shape[1] * sm.X.itemsize > LARGE_BATCH_BYTES else N_BATCHES
-        out[b] = rotating_batches(sm.X, b, n_batches=n, seed=b)
+        n = 2 if b * row_bytes > LARGE_BATCH_BYTES else N_BATCHES
+        out[b] = (rotating_frames if frame else rotating_batches)(sm.X, b, n_batches=n, seed=b)
     return out
+
+
+def timed_method(model: Any) -> str:
+    """The native method every system reproduces: from tunebird's conversion of the model, or, for a model tunebird
+    cannot convert (yet), from what the native model offers (its tunebird cells then report the failure)."""
+    import strategies
+    from strategies.errors import UnsupportedModelError
+    from tuner.native import primary_method
+
+    try:
+        methods = strategies.convert(model).methods
+    except Exception as exc:  # noqa: BLE001 - a converter's failure is tunebird's result, shown in its cells
+        (log.info if isinstance(exc, UnsupportedModelError) else log.warning)(
+            "tunebird cannot convert %s (%s: %s): timing the native model's own methods", type(model).__name__,
+            type(exc).__name__, str(exc)[:200])
+        methods = tuple(m for m in ("predict_proba", "predict", "transform", "score_samples") if hasattr(model, m))
+    return primary_method(methods)
 
 
 def _run_worker(cmd: list[str], result_path: Path, timeout: float, threads: int) -> dict[str, Any]:
@@ -147,11 +171,8 @@ def check_against(result: dict[str, Any], outputs: Path, ref: dict[int, np.ndarr
 def run_model(name: str, settings: RunSettings, avail: dict[str, Any], threads: int,
               step: Callable[[str], None]) -> dict[str, Any]:
     """Every system on model ``name``; the model's entry of the results JSON."""
-    import strategies
-    from tuner.native import primary_method
-
     sm = models.load(name, settings.cache_dir)
-    method = primary_method(strategies.convert(sm.model).methods)
+    method = timed_method(sm.model)
     sizes = batch_sizes_for(name, settings.batch_sizes)
     entry: dict[str, Any] = {
         "name": name, "description": sm.spec.description, "n_features": sm.n_features, "data": sm.data,
@@ -162,7 +183,7 @@ def run_model(name: str, settings: RunSettings, avail: dict[str, Any], threads: 
     ref: dict[int, np.ndarray] = {}
     with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
         tmpdir = Path(tmp)
-        inputs = tmpdir / "inputs.npz"
+        inputs = tmpdir / ("inputs.pkl" if sm.spec.frame else "inputs.npz")  # DataFrames with str/None are pickled
         save_inputs(inputs, _inputs(sm, sizes))
         for sys_name in settings.systems:
             step(f"{name}: {sys_name}")

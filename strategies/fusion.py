@@ -216,7 +216,8 @@ def boundary(goes_left: Callable[[np.ndarray], np.ndarray], n: int) -> np.ndarra
 
 
 def _compare(op: TreeEnsemble, v: np.ndarray, t: np.ndarray) -> np.ndarray:
-    v = v.astype(op.compare_dtype).astype(np.float64)
+    with np.errstate(over="ignore"):  # huge float64 values round to +-inf in float32, as the library's do
+        v = v.astype(op.compare_dtype).astype(np.float64)
     with np.errstate(invalid="ignore"):
         return v <= t if op.comparison == "<=" else v < t
 

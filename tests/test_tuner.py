@@ -23,6 +23,7 @@ import tuner
 from tuner.measure import MeasureSettings
 from tuner.search import SearchSettings
 from tuner.testing import FakeMeasurer
+from tolerances import assert_scores
 from zoo import ZOO, data
 
 FAST = MeasureSettings(warmup=1, min_repeats=3, min_seconds=0.02, timeout_s=60, preload=("fake_backends",))
@@ -238,3 +239,49 @@ def test_a_config_tuned_at_one_batch_size_adapts_to_another():
     assert config_key(moved) in {config_key(c) for c in large.enumerate() if c["strategy"] == "perfect_tree_traversal"}
     big = next(c for c in large.enumerate() if c["batch_size"] == 16384)
     assert small.adapt(big)["batch_size"] == 1024  # capped at the smaller batch
+
+
+def test_string_pipeline_tuned_from_parquet_by_the_cli_then_loaded_from_a_frame_in_a_fresh_process(tmp_path):
+    import joblib
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+    import xgboost as xgb
+
+    from tuner.cli import main
+
+    rng = np.random.default_rng(4)
+    n = 600
+    df = pd.DataFrame({
+        "city": pd.Series(rng.choice(["oslo", "rome", "lima", None, np.nan], n), dtype=object),
+        "plan": pd.Series(rng.choice([f"p{i}" for i in range(25)], n), dtype=object),
+        "age": np.where(rng.random(n) < 0.1, np.nan, rng.normal(40, 9, n).round()),
+        "spend": rng.gamma(2.0, 30.0, n),
+    })
+    y = ((df.age.fillna(40) > 40) ^ (df.city == "rome")) | (df.plan == "p3")
+    ct = ColumnTransformer([("cat", OneHotEncoder(handle_unknown="ignore"), ["city", "plan"]),
+                            ("num", make_pipeline(SimpleImputer(), StandardScaler()), ["age", "spend"])])
+    model = make_pipeline(ct, xgb.XGBClassifier(n_estimators=8, max_depth=3, n_jobs=1)).fit(df, y)
+    serve = df.sample(200, random_state=0).reset_index(drop=True)
+    serve.loc[:9, "plan"] = "never seen"
+    serve["label"] = 0  # a label column the model does not read
+    joblib.dump(model, tmp_path / "pipe.joblib")
+    serve.to_parquet(tmp_path / "rows.parquet")
+    db = f"sqlite:///{tmp_path / 'tune.db'}"
+    with redirect_stdout(io.StringIO()):
+        assert main(["tune", str(tmp_path / "pipe.joblib"), "--data", str(tmp_path / "rows.parquet"), "--db", db,
+                     "--trials", "6", "--batch-size", "64", "--backends", "torch,tvm-tir", "-q"]) == 0
+    out = run_python(f"""
+        import json, warnings, pandas as pd, tuner
+        warnings.filterwarnings("error", message="nothing is tuned")
+        rows = pd.read_parquet({str(tmp_path / 'rows.parquet')!r}).drop(columns="label")
+        p = tuner.load({str(tmp_path / 'pipe.joblib')!r}, db={db!r})
+        assert p.tuned, p
+        print(json.dumps([p.predict_proba(rows).tolist(), p.predict(rows).tolist()]))
+    """)
+    proba, labels = json.loads(out.strip().splitlines()[-1])
+    rows = serve.drop(columns="label")
+    assert_scores(proba, model.predict_proba(rows), what="tuned pipeline, fresh process")
+    np.testing.assert_array_equal(labels, model.predict(rows))

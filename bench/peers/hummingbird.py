@@ -95,6 +95,10 @@ class Hummingbird(System):
         from .. import models
 
         spec = models.SPECS[model_name]
+        if spec.frame:
+            raise NotApplicable("unsupported", "not run on the DataFrame pipelines: the suite's Hummingbird worker "
+                                "(its own environment) takes float32 arrays, and these pipelines take string columns "
+                                "holding None/NaN and unseen categories")
         path = models.model_path(model_name, ctx.cache_dir)
         job: dict[str, Any] = {"method": ctx.method, "threads": ctx.threads, "task": "classification",
                                "n_classes": 2}

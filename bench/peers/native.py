@@ -26,6 +26,11 @@ class Native(System):
 
         model = models.load_native(model_name, ctx.cache_dir)
         how = "inplace_predict" if type(model).__name__ == "Booster" else ctx.method
+        if models.SPECS[model_name].frame:  # a pipeline: its final estimator gets the threads (XGBoost's n_jobs)
+            final = model.steps[-1][1]
+            if "n_jobs" in final.get_params():
+                final.set_params(n_jobs=ctx.threads)
+            how = f"Pipeline.{ctx.method} on the DataFrame ({library_of(final)} {type(final).__name__})"
         return native_function(model, ctx.method, ctx.threads), f"{library_of(model)} {how}"
 
     def notes(self) -> str:

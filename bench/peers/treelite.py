@@ -54,6 +54,10 @@ class Treelite(System):
 
         from .. import models
 
+        if models.SPECS[model_name].frame:
+            raise NotApplicable("unsupported", "Treelite imports tree ensembles over float arrays: it has no "
+                                "importer for a pipeline over a DataFrame with string columns (ColumnTransformer, "
+                                "OneHotEncoder)")
         lib = library_path(models.model_path(model_name, ctx.cache_dir), ctx.cache_dir)
         note = "cached library"
         if not lib.exists():

@@ -16,6 +16,12 @@ def plan_summary(predictor: object) -> str:
     return "; ".join(parts)
 
 
+def unsupported(exc: Exception) -> NotApplicable:
+    """tunebird's UnsupportedModelError as the cell's status (e.g. pipelines with string columns it cannot compile)."""
+    lines = str(exc).strip().splitlines()
+    return NotApplicable("unsupported", f"UnsupportedModelError: {lines[0][:200] if lines else ''}")
+
+
 class _Tunebird(System):
     def warm_imports(self) -> None:
         import torch  # noqa: F401
@@ -32,10 +38,15 @@ class Untuned(_Tunebird):
 
     def prepare(self, model_name: str, ctx: Context) -> tuple[Fn, str]:
         import tuner
+        from strategies.errors import UnsupportedModelError
 
         from .. import models
 
-        p = tuner.compile(models.load_native(model_name, ctx.cache_dir), threads=ctx.threads).warm_up()
+        try:
+            p = tuner.compile(models.load_native(model_name, ctx.cache_dir), threads=ctx.threads)
+        except UnsupportedModelError as exc:
+            raise unsupported(exc) from exc
+        p.warm_up()
         return getattr(p, ctx.method), plan_summary(p)
 
     def notes(self) -> str:
@@ -48,7 +59,7 @@ class Tuned(_Tunebird):
 
     def prepare(self, model_name: str, ctx: Context) -> tuple[Fn, str]:
         import tuner
-        from strategies.errors import NotTunedError
+        from strategies.errors import NotTunedError, UnsupportedModelError
 
         from .. import models
 
@@ -58,6 +69,8 @@ class Tuned(_Tunebird):
                 p = tuner.load(models.load_native(model_name, ctx.cache_dir), db=ctx.db, strict=True)
         except NotTunedError as exc:
             raise NotApplicable("not tuned", f"not tuned in {ctx.db}: run make bench-tune") from exc
+        except UnsupportedModelError as exc:
+            raise unsupported(exc) from exc
         p.warm_up()
         over = sorted({c["threads"] for plan in p.plans for c in plan.configs() if c["threads"] > ctx.threads})
         if over:
