@@ -299,3 +299,12 @@ def test_backend_serves_single_tree_ensembles_only() -> None:
         TvmTirBackend().build(BuildRequest((op, random_ensemble(2, n_features=1)), {"threads": 1}, "out"))
     with pytest.raises(InvalidConfigError, match="builds strategy 'tiled_traversal'"):
         TvmTirBackend().build(BuildRequest((op,), {"strategy": "gemm", "threads": 1}, "out"))
+
+
+def test_exact_category_rounding_makes_non_integral_values_unknown() -> None:
+    # HistGradientBoosting's categories: a value that is no integer (2.5) is an unknown category, not category 2
+    op = random_ensemble(3, n_trees=5, depth=3, n_features=3, categorical=frozenset({0}), rounding="exact",
+                         compare_dtype="float64")
+    X = np.array([[2.5, 0.1, 0.2], [2.0, 0.1, 0.2], [3.7, 0.0, 0.0], [0.5, 1.0, 1.0], [-0.5, 1.0, 1.0]] * 8)
+    for knobs in ({}, {"layout": "sparse", "vector_rows": 1}):
+        assert_close(build(op, knobs)(X), reference.evaluate_op(op, X), f"exact rounding {knobs}")

@@ -193,6 +193,8 @@ class _Gen:
             n_cat = 32 * tab.cat_words
             c = T.floor(v) if self.epi.category_rounding == "floor" else T.trunc(v)
             valid = (ab <= self.bc(infbits, it)) & (c >= self.bc(0.0, self.cd)) & (c < self.bc(float(n_cat), self.cd))
+            if self.epi.category_rounding == "exact":  # only integral values are categories
+                valid = valid & (c == v)
             ci = T.Cast(self.vt("int32"), T.Select(valid, c, self.bc(0.0, self.cd)))
             word = self.gather(self.cat_bits, (sp >> self.bc(4)) * self.bc(tab.cat_words) + (ci >> self.bc(5)))
             bit = ((word >> (ci & self.bc(31))) & self.bc(1)) == self.bc(1)
