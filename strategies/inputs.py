@@ -200,6 +200,8 @@ def _as_numpy(col: Any, dtype: Any) -> np.ndarray:
     if isinstance(col, np.ndarray):
         return col if col.dtype == dtype else col.astype(dtype)
     if dtype is object:
+        if getattr(col, "dtype", None) == object:  # keeps None apart from NaN, as scikit-learn does
+            return np.asarray(col, dtype=object)
         return col.to_numpy(dtype=object, na_value=np.nan) if hasattr(col, "isna") else np.asarray(col, dtype=object)
     return col.to_numpy(dtype=dtype, na_value=np.nan) if hasattr(col, "isna") else np.asarray(col, dtype=dtype)
 
@@ -245,11 +247,12 @@ def _codes(values: np.ndarray, cs: ColumnSpec, name: str, what: str) -> np.ndarr
             missing = np.asarray(bad != bad, dtype=bool)  # NaN is the one value unequal to itself
         except (TypeError, ValueError):  # pd.NA compares to NA
             missing = pd.isna(bad)
+        none = np.equal(bad, None)
         sub = codes[unknown]
         sub[missing] = np.nan
-        sub[np.equal(bad, None)] = NONE_CODE
+        sub[none] = NONE_CODE
         codes[unknown] = sub
-        rest = bad[~missing]
+        rest = bad[~missing & ~none]
         numbers = [v for v in rest[:64] if not isinstance(v, (str, np.str_))]
         if numbers:
             raise TypeError(f"column {name} of X mixes strings and numbers ({numbers[0]!r}); "
