@@ -379,11 +379,12 @@ def fold_one_hot_into_linear(graph: Graph, index: int) -> Graph | None:
             o_idx = k * n_out + cls
             source.append(xcol)
             unknown.append(sum(lin.coef[cls, j] * o.unknown for j, o in cols))
-            for code in codes:
-                column.append(xcol); value.append(code); target.append(o_idx)  # noqa: E702
-                weight.append(sum(lin.coef[cls, j] * o.table.get(code, o.unknown) for j, o in cols))
-            column.append(xcol); value.append(np.nan); target.append(o_idx)  # noqa: E702
-            weight.append(sum(lin.coef[cls, j] * o.nan_value for j, o in cols))
+            for code in [*codes, np.nan]:  # every known code, and NaN
+                column.append(xcol)
+                value.append(code)
+                target.append(o_idx)
+                weight.append(sum(lin.coef[cls, j] * (o.nan_value if np.isnan(code) else o.table.get(code, o.unknown))
+                                  for j, o in cols))
     look = Lookup(n_features=graph.n_features, column=np.array(column, np.int32), value=np.array(value),
                   target=np.array(target, np.int32), weight=np.array(weight), source=np.array(source, np.int32),
                   unknown=np.array(unknown))

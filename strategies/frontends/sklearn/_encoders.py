@@ -90,7 +90,8 @@ def encoder_lookup(model: Any, b: Builder, x: Value, categories: Sequence[np.nda
         b.refuse(numeric_cols, ["inf"], model)  # encoders check numeric input with ensure_all_finite="allow-nan"
     out, _ = _probe(model, categories, unknown=not unknown_is_error)
     offsets = np.concatenate([[0], np.cumsum(widths)]).astype(int)
-    column, value, target, weight, source, unknown = [], [], [], [], [], []
+    entries: list[tuple[int, float, int, float]] = []  # (input column, category value, output, weight)
+    source, unknown = [], []
     out_cols: list[Col] = []
     for j, cats in enumerate(categories):
         lo, hi = offsets[j], offsets[j + 1]
@@ -99,11 +100,10 @@ def encoder_lookup(model: Any, b: Builder, x: Value, categories: Sequence[np.nda
         for r, code in enumerate(codes):
             row = out[r, lo:hi]
             written = [o for o in range(hi - lo) if row[o] != 0 or hi - lo == 1]
-            for o in written:  # one entry per output the category writes
-                column.append(j); value.append(code); target.append(lo + o); weight.append(row[o])  # noqa: E702
-                nan_weight |= bool(np.isnan(row[o]))
+            entries += [(j, code, lo + o, float(row[o])) for o in written]  # one entry per output it writes
+            nan_weight |= bool(np.isnan(row[written]).any()) if written else False
             if not written:  # a known category that writes nothing (dropped)
-                column.append(j); value.append(code); target.append(-1); weight.append(0.0)  # noqa: E702
+                entries.append((j, code, -1, 0.0))
         s = cols[j].source
         if unknown_is_error:
             b.require_known(cols[j], codes, model)
@@ -120,6 +120,7 @@ def encoder_lookup(model: Any, b: Builder, x: Value, categories: Sequence[np.nda
             source.append(j)
             unknown.append(unk[o - lo])
             out_cols.append(Col(taint=frozenset(taint)))
+    column, value, target, weight = (list(t) for t in zip(*entries)) if entries else ([], [], [], [])
     op = Lookup(n_features=x.width, column=np.array(column, np.int32), value=np.array(value, np.float64),
                 target=np.array(target, np.int32), weight=np.array(weight, np.float64),
                 source=np.array(source, np.int32), unknown=np.array(unknown, np.float64))
