@@ -98,6 +98,19 @@ def register(cls: type[Strategy]) -> type[Strategy]:
     return cls
 
 
+def module_strategy(name: str, op_kind: str, module: Any, doc: str = "") -> type[Strategy]:
+    """Register a knob-less torch strategy whose program is ``module(op)`` (a ``torch.nn.Module`` class)."""
+
+    def build_module(cls: type, op: Op, knobs: Mapping[str, Any]) -> Any:
+        return module(op)
+
+    cls = type(f"{module.__name__}Strategy", (Strategy,), {
+        "__doc__": doc or f"``{op_kind}`` as {module.__name__}.", "name": name, "op_kind": op_kind,
+        "family": "torch", "build_module": classmethod(build_module), "__module__": module.__module__,
+    })
+    return register(cls)
+
+
 def _load_all() -> None:
     # Importing the modules registers their strategies.
     from . import columns, expansions, linear, preprocessing  # noqa: F401

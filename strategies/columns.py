@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import Knob, Strategy, register
+from .base import Knob, Strategy, module_strategy, register
 from .ir import Op
 from .ir_columns import Binarize, Concat, Constant, Gather, Indicator, Lookup
 
@@ -34,6 +34,9 @@ class GatherModule(nn.Module):
 
 
 class ConcatModule(nn.Module):
+    def __init__(self, op: Concat | None = None):
+        super().__init__()
+
     def forward(self, *xs: torch.Tensor) -> torch.Tensor:
         return torch.cat([x.to(torch.float64) for x in xs], dim=1)
 
@@ -170,59 +173,11 @@ class LookupIndex(nn.Module):
         return self.table.take(slot.index_select(1, self.src) + self.base)
 
 
-@register
-class GatherColumns(Strategy):
-    name = "gather_columns"
-    op_kind = "gather"
-    family = "torch"
-
-    @classmethod
-    def build_module(cls, op: Op, knobs: Mapping[str, Any]) -> nn.Module:
-        return GatherModule(op)  # type: ignore[arg-type]
-
-
-@register
-class ConcatColumns(Strategy):
-    name = "concat_columns"
-    op_kind = "concat"
-    family = "torch"
-
-    @classmethod
-    def build_module(cls, op: Op, knobs: Mapping[str, Any]) -> nn.Module:
-        return ConcatModule()
-
-
-@register
-class ConstantRows(Strategy):
-    name = "constant_rows"
-    op_kind = "constant"
-    family = "torch"
-
-    @classmethod
-    def build_module(cls, op: Op, knobs: Mapping[str, Any]) -> nn.Module:
-        return ConstantModule(op)  # type: ignore[arg-type]
-
-
-@register
-class MissingIndicator(Strategy):
-    name = "missing_indicator"
-    op_kind = "indicator"
-    family = "torch"
-
-    @classmethod
-    def build_module(cls, op: Op, knobs: Mapping[str, Any]) -> nn.Module:
-        return IndicatorModule(op)  # type: ignore[arg-type]
-
-
-@register
-class Threshold(Strategy):
-    name = "threshold"
-    op_kind = "binarize"
-    family = "torch"
-
-    @classmethod
-    def build_module(cls, op: Op, knobs: Mapping[str, Any]) -> nn.Module:
-        return BinarizeModule(op)  # type: ignore[arg-type]
+GatherColumns = module_strategy("gather_columns", "gather", GatherModule)
+ConcatColumns = module_strategy("concat_columns", "concat", ConcatModule)
+ConstantRows = module_strategy("constant_rows", "constant", ConstantModule)
+MissingIndicator = module_strategy("missing_indicator", "indicator", IndicatorModule)
+Threshold = module_strategy("threshold", "binarize", BinarizeModule)
 
 
 @register

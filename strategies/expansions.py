@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import Knob, Strategy, register
+from .base import Knob, Strategy, module_strategy, register
 from .ir import Op
 from .ir_expansions import Bucketize, Polynomial, Spline
 
@@ -208,23 +208,5 @@ class BucketizeColumns(Strategy):
         return BucketizeCompare(op)  # type: ignore[arg-type]
 
 
-@register
-class PolynomialProducts(Strategy):
-    name = "polynomial_products"
-    op_kind = "polynomial"
-    family = "torch"
-
-    @classmethod
-    def build_module(cls, op: Op, knobs: Mapping[str, Any]) -> nn.Module:
-        return PolynomialModule(op)  # type: ignore[arg-type]
-
-
-@register
-class SplineDeBoor(Strategy):
-    name = "spline_de_boor"
-    op_kind = "spline"
-    family = "torch"
-
-    @classmethod
-    def build_module(cls, op: Op, knobs: Mapping[str, Any]) -> nn.Module:
-        return SplineModule(op)  # type: ignore[arg-type]
+PolynomialProducts = module_strategy("polynomial_products", "polynomial", PolynomialModule)
+SplineDeBoor = module_strategy("spline_de_boor", "spline", SplineModule)

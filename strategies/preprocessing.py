@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import Knob, Strategy, register
+from .base import Knob, Strategy, module_strategy, register
 from .ir import NORM_TINY, Imputer, Normalizer, Op, Scaler
 
 
@@ -60,39 +60,11 @@ class ImputerModule(nn.Module):
         return y if self.keep_all else y.index_select(1, self.keep)
 
 
-@register
-class Elementwise(Strategy):
-    """Scaler / imputer as one broadcast elementwise expression (float64)."""
+Elementwise = module_strategy("elementwise", "scaler", ScalerModule,
+                              "Scaler as one broadcast elementwise expression (float64).")
 
-    name = "elementwise"
-    op_kind = "scaler"
-    family = "torch"
-
-    @classmethod
-    def build_module(cls, op: Op, knobs: Mapping[str, Any]) -> nn.Module:
-        return ScalerModule(op)  # type: ignore[arg-type]
-
-
-@register
-class ImputeWhere(Strategy):
-    name = "impute_where"
-    op_kind = "imputer"
-    family = "torch"
-
-    @classmethod
-    def build_module(cls, op: Op, knobs: Mapping[str, Any]) -> nn.Module:
-        return ImputerModule(op)  # type: ignore[arg-type]
-
-
-@register
-class RowNorm(Strategy):
-    name = "row_norm"
-    op_kind = "normalizer"
-    family = "torch"
-
-    @classmethod
-    def build_module(cls, op: Op, knobs: Mapping[str, Any]) -> nn.Module:
-        return NormalizerModule(op)  # type: ignore[arg-type]
+ImputeWhere = module_strategy("impute_where", "imputer", ImputerModule)
+RowNorm = module_strategy("row_norm", "normalizer", NormalizerModule)
 
 
 __all__ = ["Elementwise", "ImputeWhere", "RowNorm", "Knob"]
