@@ -20,8 +20,10 @@ from .base import Knob, Strategy, module_strategy, register
 from .ir import Op
 from .ir_columns import Binarize, Concat, Constant, Gather, Indicator, Lookup
 
-# ``index`` lookups need every category of a column to be an integer in a range of at most this many values
+# ``index`` lookups need every category of a column to be an integer in a range of at most this many values,
+# all of magnitude below MAX_INDEX_VALUE (so that range +- 1 is exact in float64)
 MAX_INDEX_RANGE = 1 << 16
+MAX_INDEX_VALUE = 2.0**50
 
 
 class GatherModule(nn.Module):
@@ -85,9 +87,10 @@ class LookupCompare(nn.Module):
         finite_w = hit & np.isfinite(op.weight)
         W = np.zeros((K, n_out))
         W[np.flatnonzero(finite_w), op.target[finite_w]] = op.weight[finite_w]
-        Wnan = np.zeros((K, n_out), np.float32)  # entries whose weight is NaN
-        nan_w = hit & np.isnan(op.weight)
-        Wnan[np.flatnonzero(nan_w), op.target[nan_w]] = 1
+        # entries whose weight is NaN or +-inf (a product with 0 would spread NaN): placed by a select
+        odd = np.flatnonzero(hit & ~np.isfinite(op.weight))
+        self.special = [(int(k), int(op.target[k])) for k in odd]
+        self.register_buffer("special_w", torch.from_numpy(op.weight[odd].copy()))
         # S[k, o] = 1 when entry k belongs to the column that output o reads
         S = (op.column[:, None] == op.source[None, :]).astype(np.float32)
         self.register_buffer("column", torch.from_numpy(op.column.astype(np.int64)))
@@ -97,20 +100,19 @@ class LookupCompare(nn.Module):
         self.register_buffer("S", torch.from_numpy(S))
         self.register_buffer("unknown", torch.from_numpy(op.unknown.copy()))
         self.has_nan_key = bool(nan_key.any())
-        self.has_nan_weight = bool(nan_w.any())
-        if self.has_nan_weight:
-            self.register_buffer("Wnan", torch.from_numpy(Wnan))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         v = x.to(torch.float64).index_select(1, self.column)
         m = v == self.value
         if self.has_nan_key:
             m = torch.where(self.nan_key, torch.isnan(v), m)
-        mf = m.to(torch.float32)
-        known = (mf @ self.S) > 0
+        known = (m.to(torch.float32) @ self.S) > 0
         out = m.to(torch.float64) @ self.W
-        if self.has_nan_weight:
-            out = torch.where((mf @ self.Wnan) > 0, torch.full_like(out, float("nan")), out)
+        if self.special:
+            cols = list(out.unbind(1))
+            for i, (k, t) in enumerate(self.special):  # (a buffer, not a fill value: TVM cannot fill NaN)
+                cols[t] = torch.where(m[:, k], self.special_w[i], cols[t])
+            out = torch.stack(cols, dim=1)
         return torch.where(known, out, self.unknown)
 
 
@@ -123,6 +125,8 @@ def index_ranges(op: Lookup) -> dict[int, tuple[int, int]] | None:
         if cats.size == 0:
             out[c] = (0, 0)
             continue
+        if not np.all(np.isfinite(cats)) or np.abs(cats).max() >= MAX_INDEX_VALUE:
+            return None
         if not np.all(cats == np.floor(cats)) or cats.max() - cats.min() >= MAX_INDEX_RANGE:
             return None
         out[c] = (int(cats.min()), int(cats.max()))
@@ -143,7 +147,9 @@ class LookupIndex(nn.Module):
         size = width[[pos[c] for c in op.source.tolist()]] + 2  # per output: its range, NaN slot, unknown slot
         base = np.concatenate([[0], np.cumsum(size)[:-1]]).astype(np.int64)
         table = np.repeat(op.unknown, size)
-        entries = list(zip(op.column.tolist(), op.value.tolist(), op.target.tolist(), op.weight.tolist()))
+        # entries of columns that no output reads change nothing
+        entries = [e for e in zip(op.column.tolist(), op.value.tolist(), op.target.tolist(), op.weight.tolist())
+                   if e[0] in pos]
 
         def slot(c: int, v: float) -> int:
             return int(width[pos[c]]) if np.isnan(v) else int(v) - int(lo[pos[c]])
@@ -199,7 +205,8 @@ class CategoryTable(Strategy):
 
     @classmethod
     def build_module(cls, op: Op, knobs: Mapping[str, Any]) -> nn.Module:
-        ranges = index_ranges(op)  # type: ignore[arg-type]
-        if knobs.get("method", "index") == "index" and ranges is not None:
+        # (the default is ``index``; an op whose categories cannot be indexed is served by ``compare``)
+        ranges = index_ranges(op) if knobs.get("method", "index") == "index" else None  # type: ignore[arg-type]
+        if ranges is not None:
             return LookupIndex(op, ranges)  # type: ignore[arg-type]
         return LookupCompare(op)  # type: ignore[arg-type]

@@ -56,6 +56,7 @@ class Numeric:
     steps: tuple[Callable[[np.ndarray], np.ndarray], ...] = ()
     holes: tuple[tuple[float, float, float], ...] = ()
     nan_value: float | None = None
+    first_fill: float | None = None  # the first step replaces a NaN input by this (an imputer on the input)
 
     def monotone(self, x: np.ndarray) -> np.ndarray:
         for s in self.steps:
@@ -75,7 +76,7 @@ class Numeric:
         """This column with one more monotone step (hole and NaN values go through it too)."""
         one = lambda v: float(step(np.array([v]))[0])  # noqa: E731
         return Numeric(self.column, self.steps + (step,), tuple((lo, hi, one(v)) for lo, hi, v in self.holes),
-                       None if self.nan_value is None else one(self.nan_value))
+                       None if self.nan_value is None else one(self.nan_value), self.first_fill)
 
     def replacing(self, marker: float, fill: float) -> "Numeric | None":
         """This column with every value equal to ``marker`` replaced by ``fill`` (None when it has holes)."""
@@ -85,7 +86,11 @@ class Numeric:
         hi = boundary(lambda x: self.monotone(x) <= marker, 1)[0]
         holes = ((lo, hi, fill),) if not (np.isnan(lo) or np.isnan(hi)) and lo <= hi else ()
         at_nan = float(self.apply(np.array([np.nan]))[0])
-        return Numeric(self.column, self.steps, holes, fill if at_nan == marker else self.nan_value)
+        return Numeric(self.column, self.steps, holes, fill if at_nan == marker else self.nan_value, self.first_fill)
+
+    def after_first_fill(self) -> "Numeric":
+        """This column as seen once a NaN input has been replaced by ``first_fill`` on the input."""
+        return Numeric(self.column, self.steps[1:], self.holes)
 
 
 def _first_at_least(o: Numeric, v: float) -> float:
@@ -145,7 +150,10 @@ def trace(graph: Graph, value: int, col: int) -> Origin:
         if not isinstance(inner, Numeric):
             return None
         if np.isnan(marker):
-            return inner.then(lambda x, f=fill: np.where(np.isnan(x), f, x))
+            out = inner.then(lambda x, f=fill: np.where(np.isnan(x), f, x))
+            if not inner.steps and not inner.holes and inner.nan_value is None:
+                out = Numeric(out.column, out.steps, out.holes, out.nan_value, first_fill=fill)
+            return out
         return inner.replacing(marker, fill)
     if isinstance(op, Lookup):
         c = int(op.source[col])
@@ -237,20 +245,34 @@ def fold_into_tree(graph: Graph, index: int) -> Graph | None:
     origins = {f: trace(graph, src, f) for f in used}
     if any(o is None for o in origins.values()):
         return None
-    # single-point holes that become NaN (XGBoost's missing zeros of a sparse matrix) are made NaN before the
-    # tree by an imputer on the input: the folded split then sends them where missing values go
-    points: dict[int, float] = {}
-    for o in origins.values():
-        for lo, hi, v in getattr(o, "holes", ()):
-            if lo != hi or not np.isnan(v) or points.get(o.column, lo) != lo:
-                return None
-            points[o.column] = lo
-    has_cat_origin = any(isinstance(o, Category) for o in origins.values())
-    if has_cat_origin and op.has_categorical and op.category_rounding != "exact":
+    # Single-point holes that become NaN (XGBoost's missing zeros of a sparse matrix) are made NaN before the
+    # tree, by one imputer on the input (column -> (value, NaN)): the folded split sends them where missing
+    # values go
+    # A column with holes whose first step imputes NaN gets that imputation on the input too (before the
+    # holes are made NaN): a NaN input then goes where its imputed value goes, a hole where missing values go.
+    remap: dict[int, tuple[float, float]] = {}
+    prefill: dict[int, float] = {}
+    for f, o in list(origins.items()):
+        if isinstance(o, Numeric) and o.holes:
+            for lo, hi, v in o.holes:
+                if lo != hi or not np.isnan(v) or remap.get(o.column, (lo, v))[0] != lo:
+                    return None
+                remap[o.column] = (lo, v)
+            if o.first_fill is not None:
+                if prefill.get(o.column, o.first_fill) != o.first_fill:
+                    return None
+                prefill[o.column] = o.first_fill
+                origins[f] = o.after_first_fill()
+    cats = [o for o in origins.values() if isinstance(o, Category)]
+    if cats and op.has_categorical and op.category_rounding != "exact":
         return None
+    top = max((c for o in cats for c in o.table), default=-1.0)
+    if cats and not 0 <= top < MAX_CODE:
+        return None
+    words = max(op.cat_words, int(top) // 32 + 1 if cats else 0)
     trees = []
     for tree in op.trees:
-        new = _fold_tree(op, tree, origins)
+        new = _fold_tree(op, tree, origins, words)
         if new is None:
             return None
         trees.append(new)
@@ -258,22 +280,30 @@ def fold_into_tree(graph: Graph, index: int) -> Graph | None:
         trees=tuple(trees), n_features=graph.n_features, n_outputs=op.n_outputs, comparison="<=",
         compare_dtype="float64", base_score=op.base_score, tree_output=op.tree_output,
         aggregation=op.aggregation, post_transform=op.post_transform,
-        category_rounding="exact" if (has_cat_origin or op.category_rounding == "exact") else op.category_rounding,
+        category_rounding="exact" if (cats or op.category_rounding == "exact") else op.category_rounding,
     )
-    nodes = list(graph.nodes)
-    reads = INPUT
-    if points:
-        markers = np.full(graph.n_features, np.nan)
-        markers[list(points)] = list(points.values())
-        nodes.insert(0, Node(Imputer(fill=np.full(graph.n_features, np.nan), keep=np.arange(graph.n_features),
-                                     missing_per_column=markers), (INPUT,)))
-        nodes = [nodes[0]] + [Node(n.op, tuple(v if v == INPUT else v + 1 for v in n.inputs)) for n in nodes[1:]]
-        index, reads = index + 1, 0
-    nodes[index] = Node(folded, (reads,))
+    front = [_replace_on_input(graph.n_features, {c: (np.nan, v) for c, v in prefill.items()}),
+             _replace_on_input(graph.n_features, remap)]
+    front = [op for op in front if op is not None]
+    shift = len(front)
+    nodes = [Node(op, (k - 1,)) for k, op in enumerate(front)]
+    nodes += [Node(n.op, tuple(v if v == INPUT else v + shift for v in n.inputs)) for n in graph.nodes]
+    nodes[index + shift] = Node(folded, (shift - 1,))
     return eliminate_dead(Graph(graph.n_features, tuple(nodes)))
 
 
-def _fold_tree(op: TreeEnsemble, tree: Tree, origins: dict[int, Origin]) -> Tree | None:
+def _replace_on_input(n_features: int, replace: dict[int, tuple[float, float]]) -> Imputer | None:
+    """An imputer replacing, per input column, one value (NaN included) by another; None when there is none."""
+    if not replace:
+        return None
+    markers, fill = np.full(n_features, np.nan), np.full(n_features, np.nan)
+    for col, (value, replacement) in replace.items():
+        markers[col], fill[col] = value, replacement
+    return Imputer(fill=fill, keep=np.arange(n_features), missing_per_column=markers)
+
+
+def _fold_tree(op: TreeEnsemble, tree: Tree, origins: dict[int, Origin], words: int) -> Tree | None:
+    """One tree of ``op`` with its splits folded (categorical bitsets ``words`` wide), or None."""
     n = tree.n_nodes
     internal = np.flatnonzero(tree.left >= 0)
     feature = tree.feature.copy()
@@ -283,7 +313,6 @@ def _fold_tree(op: TreeEnsemble, tree: Tree, origins: dict[int, Origin]) -> Tree
     unknown_left = np.zeros(n, bool) if tree.cat_unknown_left is None else tree.cat_unknown_left.copy()
     zm = tree.zero_missing
     cat_rows: dict[int, np.ndarray] = {}
-    words = tree.cat_bitset.shape[1] if tree.cat_bitset is not None else 0
     for i in internal.tolist():
         o = origins[int(tree.feature[i])]
         zero_missing = zm is not None and bool(zm[i])
@@ -302,14 +331,17 @@ def _fold_tree(op: TreeEnsemble, tree: Tree, origins: dict[int, Origin]) -> Tree
             def goes_left(v: float) -> bool:
                 return bool(tree.missing_left[i]) if np.isnan(v) else bool(_compare(op, np.array([v]), np.array([t]))[0])
 
-            # (holes are single points made NaN before the tree: they go where missing values go)
-            missing_left[i] = goes_left(float(o.apply(np.array([np.nan]))[0]))
+            nan_left = goes_left(float(o.apply(np.array([np.nan]))[0]))
+            if o.holes and nan_left != bool(tree.missing_left[i]):
+                # a hole is made NaN before the tree and goes where missing values go: so must a NaN input
+                return None
+            missing_left[i] = nan_left
             feature[i], threshold[i] = o.column, u
         else:
             if is_cat[i]:
                 return None
             codes = np.array(sorted(o.table), dtype=np.float64)
-            if codes.size and (codes.min() < 0 or codes.max() >= MAX_CODE or np.any(codes != np.floor(codes))):
+            if codes.size and (codes.min() < 0 or codes.max() >= 32 * words or np.any(codes != np.floor(codes))):
                 return None
             t = np.float64(tree.threshold[i])
 
@@ -318,11 +350,11 @@ def _fold_tree(op: TreeEnsemble, tree: Tree, origins: dict[int, Origin]) -> Tree
                     return bool(tree.missing_left[i])
                 return bool(_compare(op, np.array([w]), np.array([t]))[0])
 
-            bits = np.zeros(int(codes.max()) + 1 if codes.size else 1, bool)
+            # every value in the bitset's range that is no category goes where unknown values go
+            bits = np.full(32 * words, left(o.unknown))
             for c, w in o.table.items():
                 bits[int(c)] = left(w)
             cat_rows[i] = bits
-            words = max(words, -(-bits.size // 32))
             feature[i] = o.column
             is_cat[i] = True
             missing_left[i] = left(o.nan_value)

@@ -107,9 +107,9 @@ class Head:
         return np.argmax(value, axis=1)
 
 
-# Codes the input boundary gives string cells that are not in a column's vocabulary (NaN stays NaN).
+# The code the input boundary gives a string cell (or None) that is not in its column's vocabulary
+# (NaN stays NaN).
 UNKNOWN_CODE = -1.0
-NONE_CODE = -2.0
 COLUMN_KINDS = ("number", "string")
 
 
@@ -119,8 +119,8 @@ class ColumnSpec:
     """What one input column holds and what the original model refuses in it.
 
     kind        ``number``, or ``string``: the boundary turns each cell into its index in
-                ``vocabulary`` (None becomes ``NONE_CODE``, NaN and pd.NA stay NaN, any other
-                string ``UNKNOWN_CODE``)
+                ``vocabulary`` (strings, and None when an encoder knows None as a category: scikit-learn
+                keeps None apart from NaN); NaN stays NaN, anything else becomes ``UNKNOWN_CODE``
     allow_nan / allow_inf   whether the original model accepts NaN / +-inf here
     known       when set, the only values (codes for strings; NaN for missing) the model accepts
                 (an encoder with ``handle_unknown='error'``); ``known_by`` names it for the message
@@ -129,7 +129,7 @@ class ColumnSpec:
     """
 
     kind: Literal["number", "string"] = "number"
-    vocabulary: tuple[str, ...] = ()
+    vocabulary: tuple[str | None, ...] = ()
     allow_nan: bool = True
     allow_inf: bool = True
     known: np.ndarray | None = None
@@ -140,30 +140,35 @@ class ColumnSpec:
     def __post_init__(self) -> None:
         if self.kind not in COLUMN_KINDS:
             raise ValueError(f"column kind must be one of {COLUMN_KINDS}, got {self.kind!r}")
-        object.__setattr__(self, "vocabulary", tuple(str(v) for v in self.vocabulary))
+        object.__setattr__(self, "vocabulary", tuple(v if v is None else str(v) for v in self.vocabulary))
         if self.known is not None:
             object.__setattr__(self, "known", _arr(np.unique(np.asarray(self.known, np.float64)), np.float64, 1))
         if self.refused is not None:
             object.__setattr__(self, "refused", _arr(np.unique(np.asarray(self.refused, np.float64)), np.float64, 1))
 
-    def lookup_index(self) -> Any:
-        """The vocabulary as a ``pandas.Index`` (built once): its ``get_indexer`` gives the codes."""
-        idx = self.__dict__.get("_index")
-        if idx is None:
+    def lookup_index(self) -> tuple[Any, np.ndarray]:
+        """The vocabulary's strings as a ``pandas.Index`` (built once; its ``get_indexer`` finds them) and
+        each one's code."""
+        cached = self.__dict__.get("_index")
+        if cached is None:
             import pandas as pd
 
-            idx = pd.Index(list(self.vocabulary), dtype=object)
-            object.__setattr__(self, "_index", idx)
-        return idx
+            codes = np.array([i for i, v in enumerate(self.vocabulary) if v is not None], dtype=np.float64)
+            cached = (pd.Index([v for v in self.vocabulary if v is not None], dtype=object), codes)
+            object.__setattr__(self, "_index", cached)
+        return cached
+
+    @property
+    def none_code(self) -> float:
+        """The code of None (``UNKNOWN_CODE`` when no encoder knows None)."""
+        return float(self.vocabulary.index(None)) if None in self.vocabulary else UNKNOWN_CODE
 
     def decode(self, code: float) -> object:
         """The cell value a code stands for (for error messages)."""
         if np.isnan(code):
             return np.nan
         if self.kind == "string":
-            if code == NONE_CODE:
-                return None
-            if 0 <= code < len(self.vocabulary):
+            if 0 <= code < len(self.vocabulary) and code == int(code):
                 return self.vocabulary[int(code)]
             return "<unknown>"
         return float(code)

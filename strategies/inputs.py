@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .head import NONE_CODE, UNKNOWN_CODE, ColumnSpec, InputSpec
+from .head import UNKNOWN_CODE, ColumnSpec, InputSpec
 
 
 def as_2d_float(X: Any, spec: InputSpec, *, what: str = "this model") -> np.ndarray:
@@ -176,7 +176,7 @@ def _encode_column(col: Any, cs: ColumnSpec, name: str, what: str) -> np.ndarray
         if cs.kind == "string":
             values = _as_numpy(col, np.float64)
             if (~np.isnan(values)).any():
-                raise TypeError(f"column {name} of X holds numbers ({values[~np.isnan(values)][0]!r}), "
+                raise TypeError(f"column {name} of X holds numbers ({values[~np.isnan(values)][0].item()!r}), "
                                 f"but {what} expects strings there")
             return values
         return _as_numpy(col, np.float64)
@@ -202,7 +202,11 @@ def _as_numpy(col: Any, dtype: Any) -> np.ndarray:
     if dtype is object:
         if getattr(col, "dtype", None) == object:  # keeps None apart from NaN, as scikit-learn does
             return np.asarray(col, dtype=object)
-        return col.to_numpy(dtype=object, na_value=np.nan) if hasattr(col, "isna") else np.asarray(col, dtype=object)
+        if not hasattr(col, "isna"):
+            return np.asarray(col, dtype=object)
+        if getattr(col.dtype, "na_value", np.nan) is not np.nan and str(getattr(col.dtype, "na_value", "")) == "<NA>":
+            return col.to_numpy(dtype=object)  # pd.NA stays pd.NA: scikit-learn's encoders see an unknown value
+        return col.to_numpy(dtype=object, na_value=np.nan)
     return col.to_numpy(dtype=dtype, na_value=np.nan) if hasattr(col, "isna") else np.asarray(col, dtype=dtype)
 
 
@@ -217,26 +221,27 @@ def _categorical(cat: Any, cs: ColumnSpec, name: str, what: str) -> np.ndarray:
             raise TypeError(f"column {name} of X holds numbers ({list(cats[:3])}), but {what} expects strings there")
         table = np.asarray(cats, dtype=np.float64)
     codes = np.asarray(cat.codes)
-    if not table.size:
-        return np.full(codes.shape, np.nan)
-    return np.where(codes < 0, np.nan, table[np.maximum(codes, 0)])
+    out = np.where(codes < 0, np.nan, table[np.maximum(codes, 0)]) if table.size else np.full(codes.shape, np.nan)
+    if cs.kind == "string":
+        _check_categories(out, np.asarray(cat, dtype=object), cs, name, what)
+    return out
 
 
 def _code_table(cs: ColumnSpec, values: np.ndarray) -> np.ndarray:
-    """Each value's index in the vocabulary (hashing), -1 when it is none of them."""
-    index = cs.lookup_index()
+    """Each string's code (a hash lookup), ``UNKNOWN_CODE`` for anything else (None and NaN included)."""
+    index, codes = cs.lookup_index()
     engine = getattr(index, "_engine", None)  # pandas' hash table: no per-call Index set-up
     try:
-        idx = engine.get_indexer(values)
+        pos = engine.get_indexer(values)
     except (AttributeError, TypeError, ValueError):
-        idx = index.get_indexer(values)
-    idx = idx.astype(np.float64)
-    idx[idx < 0] = UNKNOWN_CODE
-    return idx
+        pos = index.get_indexer(values)
+    # (the engine would also match None to a None entry: the index holds strings only)
+    return np.where(pos < 0, UNKNOWN_CODE, codes[np.maximum(pos, 0)] if codes.size else UNKNOWN_CODE)
 
 
 def _codes(values: np.ndarray, cs: ColumnSpec, name: str, what: str) -> np.ndarray:
-    """Codes of an object array of strings: vocabulary index, NaN for NaN / pd.NA, NONE_CODE for None."""
+    """Codes of an object array of strings: vocabulary index; None its own code when an encoder knows it;
+    NaN stays NaN; pd.NA and any other value are unknown (as scikit-learn's encoders see them)."""
     codes = _code_table(cs, values)
     unknown = codes == UNKNOWN_CODE
     if unknown.any():
@@ -245,19 +250,38 @@ def _codes(values: np.ndarray, cs: ColumnSpec, name: str, what: str) -> np.ndarr
         bad = values[unknown]
         try:
             missing = np.asarray(bad != bad, dtype=bool)  # NaN is the one value unequal to itself
-        except (TypeError, ValueError):  # pd.NA compares to NA
-            missing = pd.isna(bad)
+        except (TypeError, ValueError):  # pd.NA in the column: it compares to NA, and is no NaN
+            missing = np.fromiter((isinstance(v, float) and v != v for v in bad), bool, len(bad))
         none = np.equal(bad, None)
         sub = codes[unknown]
         sub[missing] = np.nan
-        sub[none] = NONE_CODE
+        sub[none] = cs.none_code
         codes[unknown] = sub
         rest = bad[~missing & ~none]
-        numbers = [v for v in rest[:64] if not isinstance(v, (str, np.str_))]
+        numbers = [v for v in rest[:64] if not isinstance(v, (str, np.str_)) and v is not pd.NA]
         if numbers:
             raise TypeError(f"column {name} of X mixes strings and numbers ({numbers[0]!r}); "
                             f"{what} was fitted on strings there")
+    _check_categories(codes, values, cs, name, what)
     return codes
+
+
+def _check_categories(codes: np.ndarray, values: np.ndarray, cs: ColumnSpec, name: str, what: str) -> None:
+    """A string column read by an encoder with ``handle_unknown='error'``: every value must be one it knows
+    (checked here, where the strings are at hand to name)."""
+    if cs.known is None:
+        return
+    ok = np.isin(codes, cs.known) | (np.isnan(codes) & bool(np.isnan(cs.known).any()))
+    if ok.all():
+        return
+    bad: list[str] = []
+    for v in values[~ok]:
+        if repr(v) not in bad:
+            bad.append(repr(v))
+        if len(bad) == 5:
+            break
+    raise ValueError(f"Found unknown categories [{', '.join(bad)}] in column {name} during transform: "
+                     f"{cs.known_by or what} was fitted with handle_unknown='error'")
 
 
 def _check_finite(X: np.ndarray, spec: InputSpec, what: str) -> None:
@@ -281,6 +305,8 @@ def _check_finite(X: np.ndarray, spec: InputSpec, what: str) -> None:
 
 def _check_known(X: np.ndarray, spec: InputSpec, what: str) -> None:
     for j, c in enumerate(spec.columns or ()):
+        if c.kind == "string" and c.refused is None:
+            continue  # its categories were checked with the strings (``_codes``)
         if c.refused is not None:
             hit = np.isin(X[:, j], c.refused) | (np.isnan(X[:, j]) & np.isnan(c.refused).any())
             if hit.any():

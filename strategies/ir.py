@@ -220,7 +220,7 @@ class Tree:
         return int(self.node_depths().max())
 
     def cat_table(self, n_categories: int) -> np.ndarray:
-        """Bool ``(n_nodes, n_categories)``: category c goes left at node i."""
+        """Bool ``(n_nodes, n_categories)``: category c goes left at node i (non-categorical rows: False)."""
         out = np.zeros((self.n_nodes, n_categories), dtype=bool)
         if self.cat_bitset is None:
             return out
@@ -229,6 +229,8 @@ class Tree:
         ok = words < self.cat_bitset.shape[1]
         bits = (self.cat_bitset[:, np.minimum(words, self.cat_bitset.shape[1] - 1)] >> (c & 31).astype(np.uint32)) & 1
         out[:, ok] = bits[:, ok].astype(bool)
+        # categories beyond this tree's bitset are unknown to it (they go where unknown categories go)
+        out[:, ~ok] = self.cat_unknown_left[:, None]
         return out
 
 
@@ -472,14 +474,14 @@ class Imputer(Op):
                                _arr(self.missing_per_column, np.float64, 1, "missing_per_column"))
             if self.missing_per_column.shape != self.fill.shape:
                 raise ValueError("missing_per_column needs one marker per column")
+        if self.keep.size and (self.keep.min() < 0 or self.keep.max() >= self.fill.shape[0]):
+            raise ValueError("imputer keep indices out of range")
 
     def markers(self) -> np.ndarray:
         """The missing marker of every input column."""
         if self.missing_per_column is not None:
             return self.missing_per_column
         return np.full(self.fill.shape[0], self.missing_value)
-        if self.keep.size and (self.keep.min() < 0 or self.keep.max() >= self.fill.shape[0]):
-            raise ValueError("imputer keep indices out of range")
 
     def input_type(self) -> TensorType:
         return TensorType(int(self.fill.shape[0]), "float64")

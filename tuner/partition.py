@@ -118,14 +118,15 @@ def side_config(threads: int, batch_size: int) -> Mapping[str, Any]:
 
 
 def enumerate_partitions(graph: Graph, rewrites: bool = True) -> list[list[Task]]:
-    """The fusion choices: for the graph (and each exact rewrite of it, when ``rewrites``), the whole graph
-    as one task, or split around its main operator.
+    """The fusion choices: for each exact rewrite of the graph (when ``rewrites``) and the graph itself, the
+    whole graph as one task, or split around its main operator.
 
     (Post-transform fusion is a config field, ``fuse_post``, of the task that owns it.)
     """
     from strategies.fusion import rewrites as fusion_rewrites
 
-    graphs = [graph] + (fusion_rewrites(graph) if rewrites else [])
+    # the rewrites first: their tasks are tuned first when the budget is short
+    graphs = (fusion_rewrites(graph) if rewrites else []) + [graph]
     out: list[list[Task]] = []
     seen: set[tuple[str, ...]] = set()
     for g in graphs:

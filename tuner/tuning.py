@@ -186,7 +186,7 @@ def tune(
     inputs_of = task_inputs(partitions, Xs)
     options = SpaceOptions(backends=tuple(backends) if backends else None, threads=(threads,) if threads else None)
     default = resolve_config(conv.graph, {"threads": threads} if threads else {})
-    whole = partitions[0][0]
+    whole = Task(conv.graph)  # the untuned default serves the whole graph: its job times the default
     jobs = []
     for t in tasks:
         xt = inputs_of[t.workload_hash]

@@ -101,7 +101,7 @@ class TvmBackend(Backend):
                 ep = torch.export.export(module, (ex,), strict=False)
             else:
                 ep = export_dynamic(module, ex)
-        mod = from_exported_program(ep, unwrap_unit_return_tuple=True)
+        mod = from_exported_program(ep, unwrap_unit_return_tuple=True, custom_convert_map=_CONVERT)
         target = _tvm_runtime.host_target()
         t0 = time.perf_counter()
         lib = _metaschedule_build(mod, target, trials, request.threads) if trials else _plain_build(mod, target)
@@ -111,6 +111,21 @@ class TvmBackend(Backend):
     @classmethod
     def program_class(cls) -> type[Program]:
         return TvmProgram
+
+
+def _matmul(node: Any, importer: Any) -> Any:
+    """``matmul`` / ``mm`` in the operands' dtype (TVM's importer would compute float64 products in float32)."""
+    from tvm import relax
+
+    lhs, rhs = importer.retrieve_args(node)
+    dtypes = {str(lhs.ty.dtype), str(rhs.ty.dtype)}
+    dtype = "float64" if "float64" in dtypes else str(lhs.ty.dtype)
+    lhs, rhs = (v if str(v.ty.dtype) == dtype else importer.block_builder.emit(relax.op.astype(v, dtype))
+                for v in (lhs, rhs))
+    return importer.block_builder.emit(relax.op.linear_algebra.matmul(lhs, rhs, out_dtype=dtype))
+
+
+_CONVERT = {"matmul.default": _matmul, "mm.default": _matmul}
 
 
 def _plain_build(mod: Any, target: Any) -> Any:

@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from ...head import NONE_CODE, ColumnSpec, Head, InputSpec
+from ...head import ColumnSpec, Head, InputSpec
 from ...ir import INPUT, Graph, Node, Op, eliminate_dead
 from ...ir_columns import Gather
 from ._common import Flow, Step, name_of, unsupported
@@ -78,7 +78,7 @@ class Builder:
     n_features: int
     feature_names: tuple[str, ...] | None = None
     nodes: list[Node] = field(default_factory=list)
-    vocab: dict[int, dict[str, int]] = field(default_factory=dict)
+    vocab: dict[int, dict[str | None, int]] = field(default_factory=dict)
     refused: dict[int, set[str]] = field(default_factory=lambda: defaultdict(set))
     known: dict[int, list[tuple[np.ndarray, str]]] = field(default_factory=lambda: defaultdict(list))
     unknown_known: dict[int, tuple[np.ndarray, str]] = field(default_factory=dict)
@@ -105,13 +105,12 @@ class Builder:
 
     # ---- categories
     def code(self, col: Col, category: Any, who: Any) -> float:
-        """The value a category of ``col`` is matched by: a number as it is, a string as its input code."""
-        if category is None:
-            return NONE_CODE
-        if isinstance(category, (str, np.str_)):
-            if col.kind != "string" and col.source is None:
+        """The value a category of ``col`` is matched by: a number as it is; a string, or None (which
+        scikit-learn keeps apart from NaN), as its input code."""
+        if category is None or isinstance(category, (str, np.str_)):
+            if col.source is None:
                 raise unsupported(who, "it has string categories for a column computed from other columns")
-            return float(self._string_code(col.source, str(category), who))
+            return float(self._string_code(col.source, None if category is None else str(category), who))
         if isinstance(category, (bool, np.bool_)):
             return float(category)
         try:
@@ -119,7 +118,7 @@ class Builder:
         except (TypeError, ValueError):
             raise unsupported(who, f"its category {category!r} is neither a string nor a number") from None
 
-    def _string_code(self, source: int, s: str, who: Any) -> int:
+    def _string_code(self, source: int, s: str | None, who: Any) -> int:
         table = self.vocab.setdefault(source, {})
         return table.setdefault(s, len(table))
 

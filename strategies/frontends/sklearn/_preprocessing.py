@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ...head import NONE_CODE, Head
+from ...head import Head
 from ...ir import Imputer, Normalizer, Op, Scaler
 from ...ir_columns import Binarize, Concat, Indicator
 from ._common import Step, require, unsupported
@@ -40,7 +40,7 @@ def _missing_marker(model: Any, col: Col, b: Builder) -> float:
     """The code or value that ``missing_values`` matches in ``col`` (NaN, None or a number/string)."""
     mv = model.missing_values
     if mv is None:
-        return NONE_CODE
+        return b.code(b.string_col(col, model), None, model)
     if isinstance(mv, float) and np.isnan(mv):
         return float("nan")
     if isinstance(mv, (str, np.str_)):
