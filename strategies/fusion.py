@@ -164,11 +164,11 @@ def trace(graph: Graph, value: int, col: int) -> Origin:
         table: dict[float, float] = {}
         nan_value = None
         for v, t, w in zip(op.value[entries], op.target[entries], op.weight[entries]):
-            weight = float(w) if t == col else 0.0
+            # a category writes its weight to this output, or 0 when none of its entries targets it
             if np.isnan(v):
-                nan_value = weight
+                nan_value = float(w) if t == col else (0.0 if nan_value is None else nan_value)
             else:
-                table[float(v)] = weight
+                table[float(v)] = float(w) if t == col else table.get(float(v), 0.0)
         unknown = float(op.unknown[col])
         # steps before the lookup may only impute NaN (strings: NaN -> the fill's code)
         probe = inner.apply(np.array([np.nan]))[0]
