@@ -192,7 +192,10 @@ def tune(
         xt = inputs_of[t.workload_hash]
         for b in batches:
             job = Job(t, b, TaskSpace(t.graph, b, options), _inputs_factory(t, xt, b))
-            job.seed_configs = job.space.suggested()
+            # the strategies' starting points, else the task's own default: every job measures something,
+            # so every partition gets a complete latency
+            job.seed_configs = job.space.suggested() or [resolve_config(t.graph, {"threads": threads} if threads
+                                                                         else {})]
             if t.workload_hash == whole.workload_hash:
                 job.default_config = default
             jobs.append(job)
