@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
-
 import numpy as np
 import torch
 from torch import nn
 
-from .base import Knob, Strategy, module_strategy, register
-from .ir import NORM_TINY, Imputer, Normalizer, Op, Scaler
+from .base import Knob, module_strategy
+from .ir import NORM_TINY, Imputer, Normalizer, Scaler
 
 
 class ScalerModule(nn.Module):

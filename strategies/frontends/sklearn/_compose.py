@@ -12,8 +12,8 @@ from ...errors import UnsupportedModelError
 from ...head import Head
 from ...ir import INPUT, Imputer, Node, Scaler
 from ...ir_columns import Concat
-from ._common import name_of, require, unsupported
-from ._graph import Builder, Col, Value, union_taint
+from ._common import name_of, require
+from ._graph import Builder, Col, Value
 
 
 def _is_skip(est: Any) -> bool:
@@ -121,6 +121,3 @@ def foreign(model: Any, b: Builder, x: Value) -> tuple[Value, Head | None]:
     width = conv.graph.n_outputs
     return Value(len(b.nodes) - 1, tuple(Col() for _ in range(width))), conv.head
 
-
-__all__ = ["column_transformer", "feature_union", "foreign", "function_transformer", "pipeline", "search_cv",
-           "union_taint"]

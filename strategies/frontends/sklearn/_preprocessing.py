@@ -10,8 +10,8 @@ import numpy as np
 from ...head import Head
 from ...ir import Imputer, Normalizer, Op, Scaler
 from ...ir_columns import Binarize, Concat, Indicator
-from ._common import Step, require, unsupported
-from ._graph import Builder, Col, Value, flows, union_taint, without
+from ._common import Step, require
+from ._graph import Builder, Col, Value, flows, without
 
 
 def _scaler(model: Any) -> Step:

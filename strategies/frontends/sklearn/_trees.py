@@ -10,7 +10,7 @@ from sklearn.ensemble._iforest import _average_path_length
 
 from ...head import Head
 from ...ir import PostTransform, Tree, TreeEnsemble
-from ._common import MAX_CATEGORY, Step, classifier_head, name_of, nan_flow, post_from_link, require, unsupported
+from ._common import MAX_CATEGORY, Step, classifier_head, name_of, nan_flow, post_from_link, require
 
 
 def _preorder(left: np.ndarray, right: np.ndarray) -> np.ndarray:
