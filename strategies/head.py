@@ -147,14 +147,17 @@ class ColumnSpec:
             object.__setattr__(self, "refused", _arr(np.unique(np.asarray(self.refused, np.float64)), np.float64, 1))
 
     def lookup_index(self) -> tuple[Any, np.ndarray]:
-        """The vocabulary's strings as a ``pandas.Index`` (built once; its ``get_indexer`` finds them) and
-        each one's code."""
+        """``(index, codes)`` built once: a ``pandas.Index`` of the vocabulary's strings followed by None and
+        NaN, and the code of each entry followed by ``UNKNOWN_CODE`` (so that position -1, "not found",
+        reads it).  pandas' hash table tells None, NaN and every string apart."""
         cached = self.__dict__.get("_index")
         if cached is None:
             import pandas as pd
 
-            codes = np.array([i for i, v in enumerate(self.vocabulary) if v is not None], dtype=np.float64)
-            cached = (pd.Index([v for v in self.vocabulary if v is not None], dtype=object), codes)
+            strings = [v for v in self.vocabulary if v is not None]
+            codes = [i for i, v in enumerate(self.vocabulary) if v is not None]
+            cached = (pd.Index(strings + [None, np.nan], dtype=object),
+                      np.array(codes + [self.none_code, np.nan, UNKNOWN_CODE], dtype=np.float64))
             object.__setattr__(self, "_index", cached)
         return cached
 

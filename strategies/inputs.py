@@ -165,6 +165,8 @@ def _column(df: Any, j: int) -> Any:
 
 def _encode_column(col: Any, cs: ColumnSpec, name: str, what: str) -> np.ndarray:
     """One column (a NumPy array, pandas array or Series) as float64: numbers as they are, strings as codes."""
+    if cs.kind == "number" and isinstance(col, np.ndarray) and col.dtype.kind in "fiub":
+        return col if col.dtype == np.float64 else col.astype(np.float64)
     if hasattr(col, "categories") and hasattr(col, "codes"):  # pandas Categorical
         return _categorical(col, cs, name, what)
     if hasattr(col, "cat") and hasattr(col, "dtype") and str(col.dtype) == "category":
@@ -228,15 +230,18 @@ def _categorical(cat: Any, cs: ColumnSpec, name: str, what: str) -> np.ndarray:
 
 
 def _code_table(cs: ColumnSpec, values: np.ndarray) -> np.ndarray:
-    """Each string's code (a hash lookup), ``UNKNOWN_CODE`` for anything else (None and NaN included)."""
+    """Each cell's code by one hash lookup: strings, None and (float) NaN; ``UNKNOWN_CODE`` for the rest."""
     index, codes = cs.lookup_index()
-    engine = getattr(index, "_engine", None)  # pandas' hash table: no per-call Index set-up
-    try:
-        pos = engine.get_indexer(values)
-    except (AttributeError, TypeError, ValueError):
-        pos = index.get_indexer(values)
-    # (the engine would also match None to a None entry: the index holds strings only)
-    return np.where(pos < 0, UNKNOWN_CODE, codes[np.maximum(pos, 0)] if codes.size else UNKNOWN_CODE)
+    engine = getattr(index, "_engine", None)  # pandas' hash table, without a per-call Index set-up
+    if engine is not None:
+        try:
+            return codes[engine.get_indexer(values)]  # -1 (not found) reads UNKNOWN_CODE, the last code
+        except (TypeError, ValueError):
+            pass
+    # the public method matches None and NaN to each other: look up the strings only
+    strings = index[:-2]
+    pos = strings.get_indexer(values)
+    return np.where(pos < 0, UNKNOWN_CODE, codes[np.maximum(pos, 0)] if len(strings) else UNKNOWN_CODE)
 
 
 def _codes(values: np.ndarray, cs: ColumnSpec, name: str, what: str) -> np.ndarray:
@@ -258,10 +263,11 @@ def _codes(values: np.ndarray, cs: ColumnSpec, name: str, what: str) -> np.ndarr
         sub[none] = cs.none_code
         codes[unknown] = sub
         rest = bad[~missing & ~none]
-        numbers = [v for v in rest[:64] if not isinstance(v, (str, np.str_)) and v is not pd.NA]
-        if numbers:
-            raise TypeError(f"column {name} of X mixes strings and numbers ({numbers[0]!r}); "
-                            f"{what} was fitted on strings there")
+        if rest.size and pd.api.types.infer_dtype(rest, skipna=True) not in ("string", "empty"):
+            numbers = [v for v in rest if not isinstance(v, (str, np.str_)) and v is not pd.NA]
+            if numbers:
+                raise TypeError(f"column {name} of X mixes strings and numbers ({numbers[0]!r}); "
+                                f"{what} was fitted on strings there")
     _check_categories(codes, values, cs, name, what)
     return codes
 
