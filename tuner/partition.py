@@ -130,11 +130,12 @@ def enumerate_partitions(graph: Graph, rewrites: bool = True) -> list[list[Task]
     out: list[list[Task]] = []
     seen: set[tuple[str, ...]] = set()
     for g in graphs:
-        # split first: its main task can run on every backend (tvm-tir serves tree ensembles alone)
         choices = [[Task(g)]]
         parts = split_graph(g)
         if parts is not None and len(parts) > 1:
-            choices.insert(0, [Task(p) for p in parts])
+            # a rewrite split first (its main task can go to tvm-tir, which serves tree ensembles alone); the
+            # graph itself whole first (one task: the cheapest complete plan when the budget is tiny)
+            choices.insert(0 if g is not graph else 1, [Task(p) for p in parts])
         for part in choices:
             key = tuple(t.workload_hash for t in part)
             if key not in seen:
