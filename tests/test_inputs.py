@@ -346,3 +346,33 @@ def test_wrong_width_positional(positional):
     model, pred = positional
     X = frame(seed=38).to_numpy()[:, :4]
     raises_one_line(ValueError, r"X has 4 features, but .* is expecting 5 features", pred.predict_proba, X)
+
+
+@pytest.mark.parametrize("selector", ["names", "indices", "slice", "mask", "make_column_selector"])
+def test_column_transformer_columns_by_every_kind_of_selector(selector):
+    """Columns are resolved at convert time from the fitted transformer, however they were named."""
+    from sklearn.compose import make_column_selector
+
+    rng = np.random.default_rng(11)
+    n = 240
+    frame = pd.DataFrame({
+        "city": pd.Series(rng.choice(["oslo", "rome", None], n), dtype=object),
+        "kind": pd.Series(rng.choice(["a", "b", "c", np.nan], n), dtype=object),
+        "x": rng.normal(size=n),
+        "y": np.where(rng.random(n) < 0.1, np.nan, rng.normal(size=n)),
+    })
+    target = (frame.x > 0) ^ (frame.city == "rome")
+    strings, numbers = {
+        "names": (["city", "kind"], ["x", "y"]),
+        "indices": ([0, 1], [2, 3]),
+        "slice": (slice(0, 2), slice(2, 4)),
+        "mask": ([True, True, False, False], [False, False, True, True]),
+        "make_column_selector": (make_column_selector(dtype_include=object),
+                                 make_column_selector(dtype_include=np.number)),
+    }[selector]
+    ct = ColumnTransformer([("cat", OneHotEncoder(handle_unknown="ignore"), strings),
+                            ("num", make_pipeline(SimpleImputer(), StandardScaler()), numbers)])
+    model = make_pipeline(ct, LogisticRegression(max_iter=500)).fit(frame, target)
+    test = frame.iloc[:60].copy()
+    test.loc[:5, "kind"] = "unseen"
+    assert_scores(tuner.compile(model).predict_proba(test), model.predict_proba(test), what=selector)
