@@ -18,7 +18,7 @@ import tuner
 from strategies import reference
 from strategies.errors import InvalidConfigError
 from strategies.sampling import sample_inputs
-from tolerances import assert_same_labels
+from tolerances import assert_same_labels, assert_scores
 from zoo import LINEAR_MODELS, TREE_MODELS, ZOO
 
 TREE_STRATEGIES = ["gemm", "tree_traversal", "perfect_tree_traversal"]
@@ -40,15 +40,6 @@ def is_label(conv, method: str) -> bool:
     return method == "predict" and (h.task in ("classifier", "outlier") or h.predict_argmax)
 
 
-def assert_scores(got, want, rtol: float, what: str) -> None:
-    got = np.asarray(got, dtype=np.float64)
-    want = np.asarray(want, dtype=np.float64)
-    assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"
-    finite = np.abs(want[np.isfinite(want)])
-    scale = max(1.0, float(finite.max()) if finite.size else 1.0)
-    np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * scale, equal_nan=True, err_msg=what)
-
-
 def check(name: str, strategy: str, backend: str, n: int = 300, **knobs) -> None:
     native = ZOO[name]()
     conv = strategies.convert(native)
@@ -64,8 +55,8 @@ def check(name: str, strategy: str, backend: str, n: int = 300, **knobs) -> None
             assert_same_labels(got, want, what + " vs reference")
             assert_same_labels(got, nat, what + " vs native")
         else:
-            assert_scores(got, want, rtol, what + " vs reference")
-            assert_scores(got, nat, rtol, what + " vs native")
+            assert_scores(got, want, rtol=rtol, what=what + " vs reference")
+            assert_scores(got, nat, rtol=rtol, what=what + " vs native")
 
 
 def _supported(name: str, strategy: str) -> bool:
@@ -127,7 +118,7 @@ def test_post_transform_unfused_matches_fused():
     X = sample_inputs(strategies.convert(native), 200, seed=3)
     fused = tuner.compile(native, strategy="tree_traversal").predict_proba(X)
     split = tuner.compile(native, strategy="tree_traversal", fuse_post=False).predict_proba(X)
-    assert_scores(split, fused, 1e-5, "unfused post-transform")
+    assert_scores(split, fused, what="unfused post-transform")
 
 
 def test_input_kinds_and_empty_batch():
@@ -139,7 +130,7 @@ def test_input_kinds_and_empty_batch():
     X = np.nan_to_num(sample_inputs(strategies.convert(native), 50, seed=2, inf=False))
     want = native.predict_proba(X)
     for x in (X, X.astype(np.float32), pd.DataFrame(X), torch.from_numpy(X), X.tolist()):
-        assert_scores(pred.predict_proba(x), want, 1e-5, type(x).__name__)
+        assert_scores(pred.predict_proba(x), want, what=type(x).__name__)
     assert pred.predict_proba(X[:0]).shape == (0, 3)
     assert pred.predict(X[:0]).shape == (0,)
     np.testing.assert_array_equal(pred.classes_, native.classes_)
@@ -185,4 +176,4 @@ def test_tvm_metaschedule_knob():
     X = rng.normal(size=(70, 16))
     pred = tuner.compile(model, backend="tvm", batch_size=32, ms_trials=8, dtype="float32")
     assert pred.plans[0].tasks[0].program().static_batch == 32
-    assert_scores(pred.predict(X), reference.predict(model, X), 1e-5, "MetaSchedule-tuned matmul")
+    assert_scores(pred.predict(X), reference.predict(model, X), what="MetaSchedule-tuned matmul")
