@@ -270,9 +270,10 @@ def fold_into_tree(graph: Graph, index: int) -> Graph | None:
     if cats and not 0 <= top < MAX_CODE:
         return None
     words = max(op.cat_words, int(top) // 32 + 1 if cats else 0)
+    cuts = _thresholds(op, origins)
     trees = []
     for tree in op.trees:
-        new = _fold_tree(op, tree, origins, words)
+        new = _fold_tree(op, tree, origins, words, cuts)
         if new is None:
             return None
         trees.append(new)
@@ -302,8 +303,29 @@ def _replace_on_input(n_features: int, replace: dict[int, tuple[float, float]]) 
     return Imputer(fill=fill, keep=np.arange(n_features), missing_per_column=markers)
 
 
-def _fold_tree(op: TreeEnsemble, tree: Tree, origins: dict[int, Origin], words: int) -> Tree | None:
-    """One tree of ``op`` with its splits folded (categorical bitsets ``words`` wide), or None."""
+def _thresholds(op: TreeEnsemble, origins: dict[int, Origin]) -> dict[tuple[int, float], float]:
+    """``(feature, t) -> u`` for every numeric split on a folded numeric column: one vectorised bisection
+    per feature over its distinct thresholds (thresholds repeat across the trees of an ensemble)."""
+    by_feature: dict[int, set[float]] = {}
+    for tree in op.trees:
+        numeric = tree.left >= 0
+        if tree.is_categorical is not None:
+            numeric &= ~tree.is_categorical
+        for f, t in zip(tree.feature[numeric].tolist(), tree.threshold[numeric].tolist()):
+            if isinstance(origins[f], Numeric):
+                by_feature.setdefault(f, set()).add(t)
+    out: dict[tuple[int, float], float] = {}
+    for f, ts in by_feature.items():
+        o, t = origins[f], np.array(sorted(ts))
+        u = boundary(lambda x, o=o, t=t: _compare(op, o.apply(x), t), t.size)
+        out.update(zip(((f, v) for v in t.tolist()), u.tolist()))
+    return out
+
+
+def _fold_tree(op: TreeEnsemble, tree: Tree, origins: dict[int, Origin], words: int,
+               cuts: dict[tuple[int, float], float]) -> Tree | None:
+    """One tree of ``op`` with its splits folded (categorical bitsets ``words`` wide; numeric thresholds
+    from ``cuts``), or None."""
     n = tree.n_nodes
     internal = np.flatnonzero(tree.left >= 0)
     feature = tree.feature.copy()
@@ -325,7 +347,7 @@ def _fold_tree(op: TreeEnsemble, tree: Tree, origins: dict[int, Origin], words: 
             if zero_missing:
                 return None
             t = float(tree.threshold[i])
-            u = boundary(lambda x, o=o, t=t: _compare(op, o.apply(x), np.full(x.shape, t)), 1)[0]
+            u = cuts[(int(tree.feature[i]), t)]
             if np.isnan(u):  # no value goes left (not even -inf): no "x <= u" says that
                 return None
             def goes_left(v: float) -> bool:
@@ -340,25 +362,20 @@ def _fold_tree(op: TreeEnsemble, tree: Tree, origins: dict[int, Origin], words: 
         else:
             if is_cat[i]:
                 return None
-            codes = np.array(sorted(o.table), dtype=np.float64)
+            codes = np.array(list(o.table), dtype=np.float64)
             if codes.size and (codes.min() < 0 or codes.max() >= 32 * words or np.any(codes != np.floor(codes))):
                 return None
-            t = np.float64(tree.threshold[i])
-
-            def left(w: float) -> bool:
-                if np.isnan(w) or (zero_missing and abs(w) <= ZERO_MISSING_THRESHOLD):
-                    return bool(tree.missing_left[i])
-                return bool(_compare(op, np.array([w]), np.array([t]))[0])
-
+            # where each encoding value goes: the categories', then NaN's and an unknown value's
+            w = np.array([*o.table.values(), o.nan_value, o.unknown], dtype=np.float64)
+            missing = np.isnan(w) | (zero_missing & (np.abs(w) <= ZERO_MISSING_THRESHOLD))
+            left = np.where(missing, bool(tree.missing_left[i]), _compare(op, w, np.float64(tree.threshold[i])))
             # every value in the bitset's range that is no category goes where unknown values go
-            bits = np.full(32 * words, left(o.unknown))
-            for c, w in o.table.items():
-                bits[int(c)] = left(w)
+            bits = np.full(32 * words, left[-1])
+            bits[codes.astype(np.int64)] = left[:-2]
             cat_rows[i] = bits
             feature[i] = o.column
             is_cat[i] = True
-            missing_left[i] = left(o.nan_value)
-            unknown_left[i] = left(o.unknown)
+            missing_left[i], unknown_left[i] = left[-2], left[-1]
             threshold[i] = 0.0
     if not is_cat.any():
         return Tree(feature=feature, threshold=threshold, left=tree.left, right=tree.right,
