@@ -172,7 +172,8 @@ def trace(graph: Graph, value: int, col: int) -> Origin:
         unknown = float(op.unknown[col])
         # steps before the lookup may only impute NaN (strings: NaN -> the fill's code)
         probe = inner.apply(np.array([np.nan]))[0]
-        if inner.holes or (inner.steps and not all(_only_imputes(s) for s in inner.steps)):
+        # (what reaches a lookup is the input column itself, or it with NaN imputed: a string imputer)
+        if inner.holes or not (not inner.steps or (len(inner.steps) == 1 and inner.first_fill is not None)):
             return None
         if np.isnan(probe):
             nan_v = unknown if nan_value is None else nan_value
@@ -180,11 +181,6 @@ def trace(graph: Graph, value: int, col: int) -> Origin:
             nan_v = table.get(float(probe), unknown)
         return Category(inner.column, table, nan_v, unknown)
     return None
-
-
-def _only_imputes(step: Callable[[np.ndarray], np.ndarray]) -> bool:
-    x = np.array([-3.5, 0.0, 1.0, 7.25, 1e300, -np.inf])
-    return bool(np.array_equal(step(x), x))
 
 
 # --------------------------------------------------------------------------- thresholds

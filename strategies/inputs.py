@@ -169,8 +169,6 @@ def _encode_column(col: Any, cs: ColumnSpec, name: str, what: str) -> np.ndarray
         return col if col.dtype == np.float64 else col.astype(np.float64)
     if hasattr(col, "categories") and hasattr(col, "codes"):  # pandas Categorical
         return _categorical(col, cs, name, what)
-    if hasattr(col, "cat") and hasattr(col, "dtype") and str(col.dtype) == "category":
-        return _categorical(col.array, cs, name, what)
     dt = getattr(col, "dtype", None)
     kind = getattr(dt, "kind", "O")
     is_text = str(dt) in ("str", "string") or kind in "OUS"

@@ -27,7 +27,7 @@ import numpy as np
 from ...head import ColumnSpec, Head, InputSpec
 from ...ir import INPUT, Graph, Node, Op, eliminate_dead
 from ...ir_columns import Gather
-from ._common import Flow, Step, name_of, unsupported
+from ._common import Step, name_of, unsupported
 
 Taint = tuple[str, int]  # ("nan" | "inf" | "unknown", input column)
 
@@ -241,8 +241,3 @@ def legacy(fn: Callable[[Any], Step]) -> Converter:
 
     convert.__name__ = fn.__name__
     return convert
-
-
-def flows(model: Any) -> tuple[Flow, Flow]:
-    tags = model.__sklearn_tags__().input_tags
-    return ("pass" if tags.allow_nan else "reject"), "reject"

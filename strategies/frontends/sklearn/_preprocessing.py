@@ -10,8 +10,8 @@ import numpy as np
 from ...head import Head
 from ...ir import Imputer, Normalizer, Op, Scaler
 from ...ir_columns import Binarize, Concat, Indicator
-from ._common import Step, require
-from ._graph import Builder, Col, Value, flows, without
+from ._common import Step, nan_flow, require
+from ._graph import Builder, Col, Value, without
 
 
 def _scaler(model: Any) -> Step:
@@ -105,7 +105,7 @@ def missing_indicator(model: Any, b: Builder, x: Value) -> tuple[Value, Head | N
 
 
 def binarizer(model: Any, b: Builder, x: Value) -> tuple[Value, Head | None]:
-    nan, _ = flows(model)
+    nan = nan_flow(model)
     b.refuse(x, ["inf"] if nan == "pass" else ["nan", "inf"], model)
     out = b.add(Binarize(x.width, float(model.threshold)), [x], [Col() for _ in x.cols])
     return out, None
@@ -113,7 +113,7 @@ def binarizer(model: Any, b: Builder, x: Value) -> tuple[Value, Head | None]:
 
 def selector(model: Any, b: Builder, x: Value) -> tuple[Value, Head | None]:
     """Feature selection: the columns of the support mask."""
-    nan, _ = flows(model)
+    nan = nan_flow(model)
     if nan == "reject":
         b.refuse(x, ["nan", "inf"], model)
     else:
