@@ -65,8 +65,13 @@ class TvmProgram(Program):
         out = self.fn(arg) if self._parallel is None else self._parallel(self.fn, arg)
         return out.numpy()
 
+    library: bytes | None = None  # the shared library's bytes when loaded from one (re-saved as is)
+
     def save(self, directory: Path) -> dict[str, Any]:
-        self.lib.export_library(str(directory / "module.so"))
+        if self.library is not None:  # a loaded module cannot be exported again
+            (directory / "module.so").write_bytes(self.library)
+        else:
+            self.lib.export_library(str(directory / "module.so"))
         return {"input_dtype": self.input_dtype.name, "n_outputs": self.n_outputs, "threads": self.threads,
                 "static_batch": self.static_batch}
 
@@ -75,7 +80,9 @@ class TvmProgram(Program):
         import tvm
 
         lib = tvm.runtime.load_module(str(directory / "module.so"))
-        return cls(lib, np.dtype(meta["input_dtype"]), meta["n_outputs"], meta["threads"], meta.get("static_batch", 0))
+        program = cls(lib, np.dtype(meta["input_dtype"]), meta["n_outputs"], meta["threads"], meta.get("static_batch", 0))
+        program.library = (directory / "module.so").read_bytes()
+        return program
 
 
 @register_backend

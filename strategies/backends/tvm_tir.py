@@ -117,6 +117,7 @@ class TvmTirProgram(Program):
         import tvm
 
         self.module = module
+        self.library: bytes | None = None  # the shared library's bytes when loaded from one (re-saved as is)
         self._fn = module["main"]
         self._tables = {k: np.ascontiguousarray(v) for k, v in tables.items()}
         self._args = [tvm.runtime.tensor(a, tvm.cpu()) for a in self._tables.values()]
@@ -164,7 +165,10 @@ class TvmTirProgram(Program):
 
     def save(self, directory: Path) -> dict[str, Any]:
         directory = Path(directory)
-        self.module.export_library(str(directory / LIBRARY))
+        if self.library is not None:  # a loaded module cannot be exported again
+            (directory / LIBRARY).write_bytes(self.library)
+        else:
+            self.module.export_library(str(directory / LIBRARY))
         np.savez(directory / TABLES, **self._tables)
         return {**self.meta, "library": LIBRARY, "tables": TABLES, "table_names": list(self._tables)}
 
@@ -174,10 +178,13 @@ class TvmTirProgram(Program):
 
         _check_cpu(meta.get("mcpu"))
         directory = Path(directory)
-        module = tvm.runtime.load_module(str(directory / meta.get("library", LIBRARY)))
+        path = directory / meta.get("library", LIBRARY)
+        module = tvm.runtime.load_module(str(path))
         with np.load(directory / meta.get("tables", TABLES), allow_pickle=False) as z:
             tables = {name: z[name] for name in meta["table_names"]}
-        return cls(module, tables, meta)
+        program = cls(module, tables, meta)
+        program.library = path.read_bytes()
+        return program
 
 
 @register_backend
