@@ -19,6 +19,11 @@ and no other thread is affected.  A pool cannot grow once created: if the
 calling thread already has one with fewer workers (someone used TVM's pool
 there at its default size first), the call runs on a private helper thread
 instead (logged once).
+
+The two global functions are called through the TVM-FFI C API
+(``_tir_native.ThreadPoolControl``, ctypes), not through ``import tvm``: a
+process that only runs saved ``tvm-tir`` kernels never imports tvm.  With tvm
+imported too, it is the same runtime library and the same per-thread pools.
 """
 
 from __future__ import annotations
@@ -81,31 +86,40 @@ class ParallelCall:
     """
 
     def __init__(self, threads: int):
-        import tvm
+        from ._tir_native import thread_pool
 
         self.threads = threads
-        self._config = tvm.get_global_func("runtime.config_threadpool")
-        self._pool_size = tvm.get_global_func("runtime.NumThreads")
+        control = thread_pool()
         cpus = usable_cpus()
-        self._cpus = [str(c) for c in cpus]
+        self._configure = control.configure(_SHARE_ALL_CORES, threads, cpus)
+        self._restore_calls: dict[int, Any] = {}
+        self._control = control
+        self._pool_size = control.num_threads
         self._want = min(threads, len(cpus))
 
+    def _restore(self) -> None:
+        default = _default_concurrency()
+        call = self._restore_calls.get(default)
+        if call is None:
+            call = self._restore_calls[default] = self._control.configure(_SHARE_ALL_CORES, default, [])
+        call()
+
     def __call__(self, fn: Any, *args: Any) -> Any:
-        self._config(_SHARE_ALL_CORES, self.threads, self._cpus)
+        self._configure()
         try:
             sized = self._pool_size() >= self._want
             if sized:
                 return fn(*args)
         finally:
-            self._config(_SHARE_ALL_CORES, _default_concurrency(), [])
+            self._restore()
         return _helper_thread().submit(self._on_helper, fn, args).result()
 
     def _on_helper(self, fn: Any, args: tuple) -> Any:
-        self._config(_SHARE_ALL_CORES, self.threads, self._cpus)
+        self._configure()
         try:
             return fn(*args)
         finally:
-            self._config(_SHARE_ALL_CORES, _default_concurrency(), [])
+            self._restore()
 
 
 @functools.lru_cache(maxsize=1)

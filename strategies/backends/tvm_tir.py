@@ -5,12 +5,18 @@ Threads: a program with ``threads = k > 1`` runs each call through
 generated without parallel loops and touch nothing.
 
 Calls.  ``__call__`` passes the NumPy input and a fresh NumPy output straight to
-the cached packed function (DLPack, zero-copy: ~1 us per call; buffers are
-declared with element alignment, so any C-contiguous array works).  Outputs are
-never reused: each call returns its own array.
+the kernel (zero-copy; buffers are declared with element alignment, so any
+C-contiguous array works).  A built program calls TVM's packed function (DLPack);
+a loaded one calls the library's entry point through ``_tir_native`` (ctypes,
+prebuilt ``DLTensor`` arguments).  Outputs are never reused: each call returns
+its own array.
 
 Artifacts.  ``save`` writes ``kernel.so`` (``export_library``) and the tables
-(``tables.npz``); ``load`` needs neither the model nor its library.
+(``tables.npz``); ``load`` needs neither the model nor its library, and does not
+import tvm (nor torch): it loads ``kernel.so`` with ``_tir_native`` over TVM's
+runtime libraries, and checks the CPU against the features recorded at build
+time (``cpu_features``) with ``/proc/cpuinfo``.  Loading and calling a saved
+program imports only numpy, ctypes and the standard library.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import functools
 import logging
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -93,45 +99,125 @@ def compile_primfunc(func: Any, target: Any) -> Any:
     return build_mod.tir_to_runtime(host, devices, target)
 
 
-def _check_cpu(saved: str | None) -> None:
-    """Refuse (rather than crash on an illegal instruction) a kernel built for a CPU with more features."""
+# LLVM x86 feature -> /proc/cpuinfo flag, for the instruction-set extensions LLVM may emit in generated
+# code without explicit intrinsics (tuning flags and OS/system features are not compared).
+_CPUINFO_FLAGS = {
+    "cmov": "cmov", "cx8": "cx8", "cx16": "cx16", "mmx": "mmx", "sse": "sse", "sse2": "sse2", "sse3": "pni",
+    "ssse3": "ssse3", "sse4.1": "sse4_1", "sse4.2": "sse4_2", "sse4a": "sse4a", "popcnt": "popcnt",
+    "lzcnt": "abm", "movbe": "movbe", "bmi": "bmi1", "bmi2": "bmi2", "f16c": "f16c", "fma": "fma",
+    "fma4": "fma4", "xop": "xop", "avx": "avx", "avx2": "avx2", "avxvnni": "avx_vnni", "gfni": "gfni",
+    "avx512f": "avx512f", "avx512cd": "avx512cd", "avx512bw": "avx512bw", "avx512dq": "avx512dq",
+    "avx512vl": "avx512vl", "avx512ifma": "avx512ifma", "avx512vbmi": "avx512vbmi",
+    "avx512vbmi2": "avx512_vbmi2", "avx512vnni": "avx512_vnni", "avx512bitalg": "avx512_bitalg",
+    "avx512vpopcntdq": "avx512_vpopcntdq", "avx512bf16": "avx512_bf16", "avx512fp16": "avx512_fp16",
+    "avx512vp2intersect": "avx512_vp2intersect",
+}
+
+
+@functools.lru_cache(maxsize=1)
+def _host_cpu() -> tuple[str, frozenset[str]] | None:
+    """(model name, flags) of this CPU from ``/proc/cpuinfo``; None where there is no x86 flags line."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:  # pragma: no cover - not Linux
+        return None
+    name, flags = "", None
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "model name" and not name:
+            name = value.strip()
+        elif key == "flags":
+            flags = frozenset(value.split())
+            break
+    return (name, flags) if flags is not None else None
+
+
+def _refuse(saved: str, host: str, missing: list[str]) -> None:
+    raise RuntimeError(
+        f"this tvm-tir kernel was compiled for CPU {saved!r}; this CPU ({host!r}) lacks {missing[:8]}: "
+        "rebuild (or re-tune) the model on this machine"
+    )
+
+
+def _check_cpu(saved: str | None, features: list[str] | None = None) -> None:
+    """Refuse (rather than crash on an illegal instruction) a kernel built for a CPU with more features.
+
+    ``features``: LLVM's features of the CPU the kernel was built for (``cpu_features`` in the
+    program's meta), compared with ``/proc/cpuinfo`` without tvm.  Programs saved before that was
+    recorded (or hosts without x86 cpuinfo flags) are checked with tvm's LLVM, which imports tvm.
+    """
+    if not saved:
+        return
+    host_cpu = _host_cpu() if features is not None else None
+    if host_cpu is not None:
+        name, flags = host_cpu
+        missing = sorted(f for f in features if f in _CPUINFO_FLAGS and _CPUINFO_FLAGS[f] not in flags)
+        if missing:
+            _refuse(saved, name, missing)
+        return
     import tvm
     from tvm.target import codegen
 
     host = codegen.llvm_get_system_cpu()
-    if not saved or saved == host:
+    if saved == host:
         return
     need = set(codegen.llvm_get_cpu_features(tvm.target.Target({"kind": "llvm", "mcpu": saved})))
     missing = sorted(need - set(codegen.llvm_get_cpu_features(host_target())))
     if missing:
-        raise RuntimeError(
-            f"this tvm-tir kernel was compiled for CPU {saved!r}; this CPU ({host!r}) lacks {missing[:8]}: "
-            "rebuild (or re-tune) the model on this machine"
-        )
+        _refuse(saved, host, missing)
+
+
+def host_cpu_features() -> list[str]:
+    """LLVM's feature names of the host target (recorded in a program's meta for the check at load)."""
+    from tvm.target import codegen
+
+    return sorted(str(f) for f in codegen.llvm_get_cpu_features(host_target()))
 
 
 class TvmTirProgram(Program):
-    """A compiled kernel ``main(x, out, *tables)`` plus its tables."""
+    """A compiled kernel ``main(x, out, *tables)`` plus its tables.
 
-    def __init__(self, module: Any, tables: Mapping[str, np.ndarray], meta: Mapping[str, Any]):
-        import tvm
+    Built: ``module`` is TVM's runtime module and calls go through its packed
+    function.  Loaded (:meth:`load`): ``module`` is None, ``library`` holds the
+    library's bytes and calls go through :class:`_tir_native.NativeKernel`.
+    """
 
+    def __init__(
+        self, module: Any, tables: Mapping[str, np.ndarray], meta: Mapping[str, Any],
+        kernel: Callable[[np.ndarray, np.ndarray], None] | None = None,
+    ):
         self.module = module
         self.library: bytes | None = None  # the shared library's bytes when loaded from one (re-saved as is)
-        self._fn = module["main"]
         self._tables = {k: np.ascontiguousarray(v) for k, v in tables.items()}
-        self._args = [tvm.runtime.tensor(a, tvm.cpu()) for a in self._tables.values()]
         self.meta = dict(meta)
         self.input_dtype = np.dtype(meta["input_dtype"])
         self.output_dtype = np.dtype(meta["output_dtype"])
         self.n_outputs = int(meta["n_outputs"])
         self.n_features = int(meta["n_features"])
         self.threads = int(meta["threads"])
+        if kernel is None:
+            kernel = self._packed_kernel(module, self._tables.values())
+        self._kernel = kernel
         parallel = meta.get("parallel", "none")
         self._parallel = ParallelCall(self.threads) if parallel != "none" and self.threads > 1 else None
         # a batch that fits one row block has no row parallelism: skip waking the pool (tens of us)
         self._serial_rows = int(meta.get("knobs", {}).get("rows_per_block", 0)) if parallel == "rows" else 0
         self._max_rows = max(1, _MAX_INDEX // max(1, int(meta.get("row_span", self.n_features))))
+        # batches run in a single direct kernel call up to this many rows
+        self._direct_rows = min(self._max_rows, self._serial_rows) if self._parallel is not None else self._max_rows
+
+    @staticmethod
+    def _packed_kernel(module: Any, tables: Any) -> Callable[[np.ndarray, np.ndarray], None]:
+        import tvm
+
+        fn = module["main"]
+        args = [tvm.runtime.tensor(a, tvm.cpu()) for a in tables]
+
+        def kernel(x: np.ndarray, out: np.ndarray) -> None:
+            fn(x, out, *args)
+
+        return kernel
 
     def _check(self, x: Any) -> None:
         if not isinstance(x, np.ndarray):
@@ -147,21 +233,22 @@ class TvmTirProgram(Program):
         self._check(x)
         n = x.shape[0]
         out = np.empty((n, self.n_outputs), self.output_dtype)
-        if n == 0:
-            return out
-        if self._parallel is None or n <= self._serial_rows:
-            self._run(x, out)
-        else:
-            self._parallel(self._run, x, out)
+        if 0 < n <= self._direct_rows:
+            self._kernel(x, out)
+        elif n:
+            if self._parallel is None or n <= self._serial_rows:
+                self._run(x, out)
+            else:
+                self._parallel(self._run, x, out)
         return out
 
     def _run(self, x: np.ndarray, out: np.ndarray) -> None:
         step = self._max_rows
         if x.shape[0] <= step:
-            self._fn(x, out, *self._args)
+            self._kernel(x, out)
             return
         for s in range(0, x.shape[0], step):
-            self._fn(x[s : s + step], out[s : s + step], *self._args)
+            self._kernel(x[s : s + step], out[s : s + step])
 
     def save(self, directory: Path) -> dict[str, Any]:
         directory = Path(directory)
@@ -174,15 +261,19 @@ class TvmTirProgram(Program):
 
     @classmethod
     def load(cls, directory: Path, meta: Mapping[str, Any]) -> "TvmTirProgram":
-        import tvm
+        """Load a saved program without importing tvm (see the module docstring)."""
+        from ._tir_native import NativeKernel
 
-        _check_cpu(meta.get("mcpu"))
+        _check_cpu(meta.get("mcpu"), meta.get("cpu_features"))
         directory = Path(directory)
         path = directory / meta.get("library", LIBRARY)
-        module = tvm.runtime.load_module(str(path))
         with np.load(directory / meta.get("tables", TABLES), allow_pickle=False) as z:
             tables = {name: z[name] for name in meta["table_names"]}
-        program = cls(module, tables, meta)
+        kernel = NativeKernel(
+            path, list(tables.values()), x_columns=int(meta["n_features"]), x_dtype=meta["input_dtype"],
+            out_columns=int(meta["n_outputs"]), out_dtype=meta["output_dtype"],
+        )
+        program = cls(None, tables, meta, kernel=kernel.call)
         program.library = path.read_bytes()
         return program
 
@@ -244,7 +335,7 @@ class TvmTirBackend(Backend):
             "input_dtype": str(np.dtype(op.compare_dtype)), "output_dtype": str(tables.adtype),
             "n_outputs": op.n_outputs, "n_features": op.n_features, "threads": threads,
             "parallel": parallel, "output": request.output, "knobs": knobs, "simd": host_simd(),
-            "mcpu": str(host_target().attrs["mcpu"]),
+            "mcpu": str(host_target().attrs["mcpu"]), "cpu_features": host_cpu_features(),
             # int32 indexing: rows per kernel call are capped so that rows * row_span fits
             "row_span": max(op.n_features, op.n_outputs * groups if parallel == "trees" else 0),
         }
