@@ -2,8 +2,9 @@
 
 One fresh subprocess loads every saved program, calls it at several batch sizes,
 re-saves a loaded program and loads that again, probes broken libraries, and
-reports which modules it imported; its outputs must be identical (bit for bit)
-to the programs built here, which call the kernels through tvm.
+reports which modules it imported (then imports tvm and runs the same kernels
+through tvm's loader); its outputs must be identical (bit for bit) to the
+programs built here, which call the kernels through tvm.
 """
 
 from __future__ import annotations
@@ -129,6 +130,21 @@ probe("truncated", d / "truncated.so")
 probe("segments_cut", d / "segments_cut.so")
 probe("no_entry", _tir_native.runtime().paths[0])  # a shared library, but no kernel
 report["modules"] = sorted(m for m in ("tvm", "torch", "tvm_ffi", "scipy", "pandas", "sklearn") if m in sys.modules)
+
+# tvm imported after the native loads: one copy of each library, and both loaders agree
+import tvm
+report["after_tvm_import"] = {}
+for name, p in programs.items():
+    meta = json.loads((d / name / "meta.json").read_text())
+    X = np.load(d / name / "x.npy")
+    fn = tvm.runtime.load_module(str(d / name / "kernel.so"))["main"]
+    with np.load(d / name / "tables.npz") as z:
+        tables = [tvm.runtime.tensor(z[t], tvm.cpu()) for t in meta["table_names"]]
+    out = np.empty((len(X), p.n_outputs), p.output_dtype)
+    fn(X, out, *tables)  # serial: this thread's TVM default
+    report["after_tvm_import"][name] = bool(np.array_equal(out, p(X)) and np.array_equal(out, np.load(d / name / f"y{len(X)}.npy")))
+with open("/proc/self/maps") as f:
+    report["mapped"] = sorted({line.split()[-1] for line in f if "libtvm_ffi.so" in line or "libtvm_runtime.so" in line})
 (d / "report.json").write_text(json.dumps(report))
 """
 
@@ -212,6 +228,12 @@ def test_broken_libraries_give_clear_errors(fresh_process) -> None:
     assert errors["truncated"][0] == "NativeRuntimeError" and "outside the file" in errors["truncated"][1]
     assert errors["segments_cut"][0] == "NativeRuntimeError" and "segment" in errors["segments_cut"][1]
     assert errors["no_entry"][0] == "NativeRuntimeError" and "__tvm_ffi_main" in errors["no_entry"][1]
+
+
+def test_tvm_imported_after_native_loads(fresh_process) -> None:
+    _, _, report = fresh_process
+    assert all(report["after_tvm_import"].values()), report["after_tvm_import"]
+    assert len(report["mapped"]) == 2, report["mapped"]  # one libtvm_ffi.so, one libtvm_runtime.so
 
 
 def test_native_and_tvm_loaders_agree_in_one_process(fresh_process) -> None:

@@ -230,7 +230,11 @@ class TvmTirProgram(Program):
             raise ValueError("expected a C-contiguous array (np.ascontiguousarray(x))")
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        self._check(x)
+        if not (
+            type(x) is np.ndarray and x.ndim == 2 and x.shape[1] == self.n_features
+            and x.dtype == self.input_dtype and x.flags.c_contiguous
+        ):
+            self._check(x)  # raises, unless x is a valid ndarray subclass
         n = x.shape[0]
         out = np.empty((n, self.n_outputs), self.output_dtype)
         if 0 < n <= self._direct_rows:
