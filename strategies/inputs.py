@@ -289,9 +289,11 @@ def _check_categories(codes: np.ndarray, values: np.ndarray, cs: ColumnSpec, nam
 
 
 def _check_finite(X: np.ndarray, spec: InputSpec, what: str) -> None:
-    # Summing is far cheaper than isfinite over every entry; fall back when it says "maybe".
-    if np.isfinite(np.sum(X, dtype=np.float64)):
-        return
+    # Summing is far cheaper than isfinite over every entry; fall back when it says "maybe"
+    # (inf - inf, and overflow of large finite values, are such a "maybe": no warning for them).
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(np.sum(X, dtype=np.float64)):
+            return
     for kind, test, flag in (("NaN", np.isnan, "allow_nan"), ("infinity", np.isinf, "allow_inf")):
         if spec.columns is None:
             if not getattr(spec, flag) and test(X).any():

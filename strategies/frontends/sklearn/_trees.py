@@ -3,6 +3,7 @@ isolation forests."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -11,6 +12,7 @@ from sklearn.ensemble._iforest import _average_path_length
 from ...head import Head
 from ...ir import PostTransform, Tree, TreeEnsemble
 from ._common import MAX_CATEGORY, Step, classifier_head, name_of, nan_flow, post_from_link, require
+from ._graph import Builder, Value, apply_step
 
 
 def _preorder(left: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -179,6 +181,29 @@ def _hgb_tree(pred: Any, columns: np.ndarray, categories: dict[int, np.ndarray],
 
 
 def _hist_gradient_boosting(model: Any) -> Step:
+    """The ensemble as one :class:`Step`.  Its flows are per step, not per column: with categorical
+    features it refuses inf in every column.  :func:`hist_gradient_boosting` refuses it in the
+    categorical columns only, as scikit-learn does."""
+    step, categorical = _hgb_step(model)
+    return replace(step, inf="reject") if categorical else step
+
+
+def hist_gradient_boosting(model: Any, b: Builder, x: Value) -> tuple[Value, Head | None]:
+    """HistGradientBoosting as a graph converter.
+
+    scikit-learn sends the categorical columns through an ``OrdinalEncoder``, which refuses +-inf;
+    the numeric columns go to the trees as they are, where +-inf is compared like any number
+    (``x <= threshold``, float64; a split of NaN from all numbers has threshold +inf).  So only
+    the input columns that reach a categorical column refuse inf; NaN passes everywhere.
+    """
+    step, categorical = _hgb_step(model)
+    if categorical:
+        b.refuse([x.cols[j] for j in categorical], ("inf",), model)
+    return apply_step(b, x, step, model)
+
+
+def _hgb_step(model: Any) -> tuple[Step, list[int]]:
+    """The ensemble's step (accepting NaN and inf everywhere) and the model's categorical columns."""
     columns, categories = _hgb_columns(model)
     top = max((int(c.max()) for c in categories.values() if c.size), default=0)
     words = top // 32 + 1
@@ -197,8 +222,7 @@ def _hist_gradient_boosting(model: Any) -> Step:
     op = TreeEnsemble(trees=tuple(trees), n_features=model.n_features_in_, n_outputs=base.size,
                       comparison="<=", compare_dtype="float64", base_score=base, tree_output=outputs,
                       post_transform=post, category_rounding="exact")
-    # The categorical encoder rejects inf in categorical columns (numeric columns accept it).
-    return Step((op,), head, "pass", "reject" if categories else "pass")
+    return Step((op,), head, "pass", "pass"), sorted(int(columns[j]) for j in categories)
 
 
 def _isolation_forest(model: Any) -> Step:
