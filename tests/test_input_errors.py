@@ -8,6 +8,12 @@ descriptors captured, so a line written by C++ straight to stderr would show.
 
 from __future__ import annotations
 
+import logging
+import pickle
+import warnings
+from pathlib import Path
+
+import joblib
 import numpy as np
 import pytest
 from sklearn.compose import ColumnTransformer
@@ -17,8 +23,14 @@ from sklearn.pipeline import make_pipeline
 import strategies
 import tuner
 from strategies import reference
+from strategies.errors import UnsupportedModelError
+from strategies.frontends import InvalidModelFileError
+from strategies.frontends.lightgbm import model_text_problem
 from strategies.frontends.sklearn import STEPS, _trees
+from strategies.frontends.xgboost import ubjson_problem
+from tests.conftest import need_treebeard
 from tests.tolerances import assert_close, assert_same_labels, assert_scores
+from tuner import cli
 
 HGB_NAMES = ("HistGradientBoostingClassifier", "HistGradientBoostingRegressor")
 
@@ -175,3 +187,171 @@ def test_hgb_without_categories_accepts_inf_everywhere(hgb_per_column):
     X = probe_rows()
     X[:, 1] = np.resize([np.inf, -np.inf, 3.0], len(X))
     assert_scores(tuner.compile(native).predict(X), native.predict(X))
+
+
+# --------------------------------------------------------------------------- model files
+
+
+def write(path: Path, data: bytes | str) -> Path:
+    path.write_bytes(data.encode() if isinstance(data, str) else data)
+    return path
+
+
+@pytest.fixture(scope="module")
+def xgb_files(tmp_path_factory) -> dict[str, Path]:
+    xgboost = pytest.importorskip("xgboost")
+    d = tmp_path_factory.mktemp("xgb")
+    rng = np.random.default_rng(0)
+    X = rng.random((200, 3))
+    booster = xgboost.train({"max_depth": 2}, xgboost.DMatrix(X, label=X[:, 0] > 0.5), 3)
+    booster.save_model(str(d / "ok.json"))
+    booster.save_model(str(d / "ok.ubj"))
+    return {"json": d / "ok.json", "ubj": d / "ok.ubj"}
+
+
+@pytest.fixture(scope="module")
+def lgb_text() -> bytes:
+    lightgbm = pytest.importorskip("lightgbm")
+    rng = np.random.default_rng(0)
+    X = rng.random((300, 4))
+    X[:, 3] = rng.integers(0, 12, 300)
+    ds = lightgbm.Dataset(X, X[:, 0] + (X[:, 3] % 3), categorical_feature=[3], params={"verbose": -1})
+    booster = lightgbm.train({"num_leaves": 4, "verbose": -1}, ds, 4)
+    return booster.model_to_string().encode()
+
+
+def bad_files(tmp: Path, xgb_files: dict[str, Path], lgb_text: bytes) -> dict[str, tuple[Path, str]]:
+    """name -> (file, what its one-line error says after the file name)."""
+    ok_json, ok_ubj = xgb_files["json"].read_bytes(), xgb_files["ubj"].read_bytes()
+    rng = np.random.default_rng(7)
+    noise = rng.integers(0, 256, 600, dtype=np.uint8).tobytes()
+    return {
+        "json-random-bytes": (write(tmp / "a.json", noise), "is not a valid XGBoost JSON model: it is not UTF-8"),
+        "json-empty": (write(tmp / "b.json", b""), "is not a valid XGBoost JSON model: the file is empty"),
+        "json-no-learner": (write(tmp / "c.json", '{"learner": 3}'), "is not a valid XGBoost JSON model: it has no 'learner'"),
+        "json-array": (write(tmp / "d.json", "[1, 2]"), "is not a valid XGBoost JSON model: its top level is not a JSON object"),
+        "json-truncated": (write(tmp / "e.json", ok_json[: len(ok_json) // 2]), "is not a valid XGBoost JSON model: invalid JSON"),
+        "json-not-json": (write(tmp / "f.json", "hello"), "is not a valid XGBoost JSON model: invalid JSON"),
+        "ubj-random-bytes": (write(tmp / "a.ubj", noise), "is not a valid XGBoost UBJSON model"),
+        "ubj-truncated": (write(tmp / "b.ubj", ok_ubj[: len(ok_ubj) // 2]), "is not a valid XGBoost UBJSON model: it is cut off"),
+        "txt-random-bytes": (write(tmp / "a.txt", noise), "is not a valid LightGBM text model"),
+        "txt-prose": (write(tmp / "b.txt", "not a model\n"), "is not a valid LightGBM text model: its first line"),
+        "txt-empty": (write(tmp / "c.txt", ""), "is not a valid LightGBM text model: the file is empty"),
+        "txt-truncated": (write(tmp / "d.txt", lgb_text[: len(lgb_text) // 3]), "is not a valid LightGBM text model"),
+        "txt-crlf": (write(tmp / "e.txt", lgb_text.replace(b"\n", b"\r\n")), "tree_sizes does not match"),
+        "joblib-random-bytes": (write(tmp / "a.joblib", noise), "is not a valid scikit-learn joblib/pickle file"),
+        "pkl-text": (write(tmp / "b.pkl", "hello\n"), "is not a valid scikit-learn joblib/pickle file"),
+        "pkl-missing-module": (write(tmp / "c.pkl", b"\x80\x04\x95\x1a\x00\x00\x00\x00\x00\x00\x00\x8c\x08nomodule"
+                                                    b"\x94\x8c\x03Foo\x94\x93\x94)\x81\x94."),
+                               "cannot be unpickled here: No module named 'nomodule'"),
+        "pkl-truncated": (write(tmp / "d.pkl", pickle.dumps(list(range(100)))[:40]), "unpickling failed"),
+    }
+
+
+def test_invalid_model_file_error_is_both_kinds():
+    assert issubclass(InvalidModelFileError, UnsupportedModelError)
+    assert issubclass(InvalidModelFileError, ValueError)
+
+
+def test_bad_model_files_give_one_line_naming_the_file(tmp_path, xgb_files, lgb_text):
+    for name, (path, says) in bad_files(tmp_path, xgb_files, lgb_text).items():
+        for load in (strategies.load_model, tuner.compile):
+            with pytest.raises(InvalidModelFileError) as info:
+                load(str(path))
+            message = one_line(str(info.value))
+            assert message.startswith(f"{path} "), (name, message)
+            assert says in message, (name, message)
+            assert "Stack trace" not in message and "[bt]" not in message and len(message) < 300, (name, message)
+
+
+def test_good_model_files_still_load(xgb_files, lgb_text, tmp_path):
+    for path in xgb_files.values():
+        assert type(strategies.load_model(path)).__name__ == "Booster"
+    booster = strategies.load_model(write(tmp_path / "m.txt", lgb_text))
+    assert booster.num_trees() == 4
+    assert strategies.convert(tmp_path / "m.txt").graph.ops[0].n_features == 4
+
+
+def test_unknown_extension_names_the_supported_ones(tmp_path):
+    path = write(tmp_path / "model.onnx2", b"x")
+    with pytest.raises(UnsupportedModelError) as info:
+        tuner.compile(path)
+    message = one_line(str(info.value))
+    for suffix in (".json", ".ubj", ".txt", ".joblib", ".pkl"):
+        assert suffix in message
+
+
+def test_a_lightgbm_file_cut_anywhere_is_refused_or_whole(lgb_text, tmp_path):
+    """LightGBM trusts the file's tree_sizes offsets: a truncated file can make it read past the end and
+    abort the process.  Every cut is refused before LightGBM sees it, or keeps all the trees."""
+    lines = lgb_text.splitlines(keepends=True)
+    cuts = [b"".join(lines[:i]) for i in range(len(lines))] + [lgb_text[:i] for i in range(0, len(lgb_text), 97)]
+    path = tmp_path / "cut.txt"
+    for data in cuts:
+        if model_text_problem(data) is None:
+            assert strategies.load_model(write(path, data)).num_trees() == 4
+        else:
+            with pytest.raises(InvalidModelFileError):
+                strategies.load_model(write(path, data))
+
+
+def test_an_xgboost_ubj_file_cut_anywhere_is_refused(xgb_files, tmp_path):
+    """XGBoost's UBJSON reader trusts the lengths in the file (a truncated file crashed it): every cut
+    is refused before XGBoost reads it."""
+    data = xgb_files["ubj"].read_bytes()
+    path = tmp_path / "cut.ubj"
+    for n in range(0, len(data), 7):
+        with pytest.raises(InvalidModelFileError, match="is not a valid XGBoost UBJSON model: "):
+            strategies.load_model(write(path, data[:n]))
+    assert ubjson_problem(data) is None and ubjson_problem(data + b"Z") == "1 bytes follow the model"
+
+
+@pytest.mark.parametrize("command", ["bench", "tune"])
+def test_cli_prints_one_line_for_a_bad_model_file(command, tmp_path, xgb_files, lgb_text, capfd):
+    files = bad_files(tmp_path, xgb_files, lgb_text)
+    for name in ("json-no-learner", "json-random-bytes", "ubj-truncated", "txt-truncated", "txt-prose",
+                 "joblib-random-bytes"):
+        path, says = files[name]
+        assert cli.main([command, str(path), "--db", str(tmp_path / "t.db")]) == 1
+        out, err = capfd.readouterr()
+        assert out == ""
+        line = one_line(err)
+        assert line.startswith(f"tunebird: error: {path} ") and says in line, (name, err)
+    assert cli.main([command, str(write(tmp_path / "model.xyz", b"x"))]) == 1
+    assert "expected one of" in one_line(capfd.readouterr().err)
+
+
+def test_warnings_while_parsing_a_model_file_go_to_the_debug_log(tmp_path, caplog):
+    from sklearn.linear_model import LinearRegression
+
+    import sklearn
+
+    model = LinearRegression().fit(np.eye(3), [1.0, 2.0, 3.0])
+    data = pickle.dumps(model)
+    version = sklearn.__version__.encode()
+    assert data.count(version) == 1
+    older = b"0" * (len(version) - 2) + b".0"  # a version of the same length: the pickle stays valid
+    path = write(tmp_path / "old.pkl", data.replace(version, older))
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        with pytest.warns(UserWarning):  # scikit-learn warns when it unpickles another version's model
+            joblib.load(path)
+    with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.DEBUG, "strategies.frontends"):
+        warnings.simplefilter("always")
+        loaded = strategies.load_model(path)
+    assert type(loaded).__name__ == "LinearRegression"
+    assert caught == []
+    assert any("InconsistentVersionWarning" in r.getMessage() and r.levelno == logging.DEBUG for r in caplog.records)
+
+
+def test_the_old_higgs_model_loads_without_a_warning(caplog):
+    higgs = need_treebeard() / "higgs_xgb_model_save.json"
+    filters = list(warnings.filters)
+    with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.DEBUG, "strategies.frontends"):
+        warnings.simplefilter("always")
+        strategies.load_model(higgs)
+        caught_inside = list(caught)
+        inner_filters = list(warnings.filters)
+    assert caught_inside == []
+    assert any("before XGBoost 1.6" in r.getMessage() for r in caplog.records)
+    assert inner_filters[0][0] == "always" and list(warnings.filters) == filters

@@ -19,8 +19,10 @@ such values reach the trees as exactly 0.0):
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,6 +32,7 @@ from ..errors import SUPPORTED_MODELS_DOC, UnsupportedModelError
 from ..head import Head, InputSpec
 from ..ir import Graph, PostTransform, Tree, TreeEnsemble
 from ..model import ConvertedModel
+from . import InvalidModelFileError, short_reason
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +50,136 @@ _EXP_OBJECTIVES = frozenset({"poisson", "gamma", "tweedie"})
 
 def _unsupported(what: str) -> UnsupportedModelError:
     return UnsupportedModelError(f"cannot convert this LightGBM model: {what} (see {SUPPORTED_MODELS_DOC}).")
+
+
+# --------------------------------------------------------------------------- model files
+
+_HEADER_KEYS = ("num_class", "label_index", "max_feature_idx", "feature_names", "feature_infos")
+_SPLIT_KEYS = ("split_feature", "threshold", "decision_type", "left_child", "right_child")
+
+
+def load_file(path: Path) -> Any:
+    """A ``lightgbm.Booster`` from a model text file (``Booster.save_model``).
+
+    The text is checked here before LightGBM reads it: LightGBM prints its errors to stderr, and it
+    trusts the ``tree_sizes`` offsets, reading past the end of a truncated file (which can abort the
+    process).  Raises :class:`~strategies.frontends.InvalidModelFileError` (one line).
+    """
+    data = path.read_bytes()
+    problem = model_text_problem(data)
+    if problem is None:
+        import lightgbm
+
+        try:
+            return lightgbm.Booster(model_str=data.decode("utf-8"))
+        except lightgbm.basic.LightGBMError as exc:
+            raise InvalidModelFileError(f"{path} is not a valid LightGBM text model: {short_reason(exc)}") from exc
+    raise InvalidModelFileError(f"{path} is not a valid LightGBM text model: {problem}")
+
+
+def model_text_problem(data: bytes) -> str | None:
+    """Why ``data`` is no LightGBM model text LightGBM can safely read, or None.
+
+    Checks what ``GBDT::LoadModelFromString`` and ``Tree::Tree(const char*)`` rely on: the header keys,
+    every tree block complete (``key=value`` lines closed by a blank line) with its arrays' lengths,
+    and ``tree_sizes`` (byte sizes of the tree blocks) matching where the blocks are.
+    """
+    if not data.strip():
+        return "the file is empty"
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return "it is not UTF-8 text (binary data?)"
+    raw = text.split("\n")
+    lines = [line.rstrip("\r") for line in raw]
+    first = next((line.strip() for line in lines if line.strip()), "")
+    if first != "tree":
+        return f"its first line is {first[:40]!r}, not 'tree' (as LightGBM's save_model writes)"
+    header: dict[str, str] = {}
+    offsets, offset, tree_lines = [], 0, []
+    for i, line in enumerate(lines):
+        if line.startswith("Tree="):
+            tree_lines.append(i)
+            offsets.append(offset)
+        elif not tree_lines and line:
+            key, eq, value = line.partition("=")
+            if eq and "=" in value and key != "feature_names":
+                return f"header line {i + 1} is not a key=value line: {line[:60]!r}"
+            header[key] = value
+        offset += len(raw[i].encode("utf-8")) + 1  # LightGBM's offsets count every byte, "\r" too
+    missing = [k for k in _HEADER_KEYS if k not in header]
+    if missing:
+        return f"its header has no {', '.join(missing)} (is the file truncated?)"
+    try:
+        n_features = int(header["max_feature_idx"]) + 1
+    except ValueError:
+        return f"max_feature_idx is not an integer: {header['max_feature_idx'][:40]!r}"
+    for key in ("feature_names", "feature_infos"):
+        n = len([v for v in header[key].split(" ") if v])
+        if n != n_features:
+            return f"{key} has {n} entries for max_feature_idx={n_features - 1}"
+    for t, start in enumerate(tree_lines):
+        problem = _tree_block_problem(lines, start + 1)
+        if problem:
+            return f"tree {t}: {problem}"
+    ends = [i for i, line in enumerate(lines) if line == "end of trees"]
+    if not ends or (tree_lines and ends[-1] < tree_lines[-1]):
+        return "it has no 'end of trees' line after the trees (is the file truncated?)"
+    if "parameters:" in lines[ends[-1]:] and "end of parameters" not in lines[ends[-1]:]:
+        return "its parameters section has no 'end of parameters' line (is the file truncated?)"
+    last = next((line.strip() for line in reversed(lines) if line.strip()), "")
+    if last.startswith("pandas_categorical:"):
+        try:
+            json.loads(last[len("pandas_categorical:"):])
+        except ValueError:
+            return "its pandas_categorical line is not JSON (is the file truncated?)"
+    if "tree_sizes" in header:
+        try:
+            sizes = [int(v) for v in header["tree_sizes"].split(" ") if v]
+        except ValueError:
+            return "tree_sizes is not a list of integers"
+        ends = np.cumsum(sizes, dtype=np.int64)
+        starts = [o - offsets[0] for o in offsets] if offsets else []
+        if len(sizes) != len(starts) or starts != [0, *ends[:-1].tolist()] or (
+                sizes and offsets[0] + int(ends[-1]) > len(data)):
+            return (f"tree_sizes does not match the {len(starts)} tree blocks in the file "
+                    "(is it truncated or edited?)")
+    return None
+
+
+def _tree_block_problem(lines: list[str], i: int) -> str | None:
+    """What is wrong with the tree block whose ``key=value`` lines start at ``lines[i]``, or None."""
+    block: dict[str, str] = {}
+    while i < len(lines) and lines[i]:
+        key, eq, value = lines[i].partition("=")
+        if not eq:
+            return f"line {i + 1} is not a key=value line: {lines[i][:60]!r}"
+        block[key] = value
+        i += 1
+    if i >= len(lines):
+        return "its block is cut off (is the file truncated?)"
+    try:
+        n_leaves, n_cat = int(block["num_leaves"]), int(block["num_cat"])
+    except KeyError as e:
+        return f"no {e.args[0]} line"
+    except ValueError:
+        return "num_leaves or num_cat is not an integer"
+    lengths = {"leaf_value": n_leaves}
+    if n_leaves > 1:
+        lengths.update(dict.fromkeys(_SPLIT_KEYS, n_leaves - 1))
+    if n_cat > 0:
+        lengths["cat_boundaries"] = n_cat + 1
+    if n_leaves < 1 or n_cat < 0:
+        return f"num_leaves={n_leaves}, num_cat={n_cat}"
+    for key, n in lengths.items():
+        if key not in block:
+            return f"no {key} line"
+        got = len(block[key].split())
+        if got != n:
+            return f"{key} has {got} entries, expected {n}"
+    if n_cat > 0 and "cat_threshold" not in block:
+        return "no cat_threshold line"
+    return None
 
 
 # --------------------------------------------------------------------------- model text

@@ -19,10 +19,14 @@ XGBoost semantics carried into the IR (see ``strategies.ir``):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
+import os
+import struct
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -31,6 +35,7 @@ from ..errors import SUPPORTED_MODELS_DOC, UnsupportedModelError
 from ..head import Head, InputSpec
 from ..ir import Graph, PostTransform, Tree, TreeEnsemble
 from ..model import ConvertedModel
+from . import InvalidModelFileError, short_reason
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +110,141 @@ class ParsedBooster:
     n_outputs: int
     n_targets: int
     feature_names: tuple[str, ...] | None
+
+
+def load_file(path: Path) -> Any:
+    """An ``xgboost.Booster`` from a .json / .ubj model file.
+
+    Raises :class:`~strategies.frontends.InvalidModelFileError` (one line) when XGBoost cannot read it.
+    """
+    import xgboost
+
+    booster = xgboost.Booster()
+    if path.suffix.lower() == ".ubj":
+        # XGBoost's UBJSON reader trusts the lengths in the file: a truncated one makes it read past the
+        # end of the buffer (and crash), so the structure is checked here first.
+        data = path.read_bytes()
+        problem = "the file is empty" if not data else ubjson_problem(data)
+        if problem is not None:
+            raise InvalidModelFileError(f"{path} is not a valid XGBoost UBJSON model: {problem}")
+        source: Any = bytearray(data)
+    else:
+        source = os.fspath(path)
+    try:
+        booster.load_model(source)
+    except (xgboost.core.XGBoostError, UnicodeDecodeError) as exc:
+        what = "XGBoost UBJSON model" if path.suffix.lower() == ".ubj" else "XGBoost JSON model"
+        raise InvalidModelFileError(f"{path} is not a valid {what}: {_load_failure(path, exc)}") from exc
+    return booster
+
+
+_UBJ_SIZES = {b"Z": 0, b"N": 0, b"T": 0, b"F": 0, b"i": 1, b"U": 1, b"C": 1, b"I": 2, b"l": 4, b"L": 8, b"d": 4,
+              b"D": 8}
+_UBJ_INTS = {b"i": ">b", b"U": ">B", b"I": ">h", b"l": ">i", b"L": ">q"}
+
+
+def ubjson_problem(data: bytes, max_depth: int = 64) -> str | None:
+    """Why ``data`` is not one complete UBJSON value with every length inside the data, or None."""
+    pos = 0
+
+    def take(n: int) -> bytes:
+        nonlocal pos
+        if n < 0 or pos + n > len(data):
+            raise _Cut(f"it is cut off at byte {len(data)} (is the file truncated?)")
+        pos += n
+        return data[pos - n:pos]
+
+    def length() -> int:
+        marker = take(1)
+        if marker not in _UBJ_INTS:
+            raise _Cut(f"byte {pos - 1}: expected a UBJSON length marker, found {marker!r}")
+        n = int(struct.unpack(_UBJ_INTS[marker], take(struct.calcsize(_UBJ_INTS[marker])))[0])
+        if n < 0:
+            raise _Cut(f"byte {pos}: a negative length ({n})")
+        if n > len(data) - pos:  # every element or byte it counts takes at least a byte
+            take(n)
+        return n
+
+    def value(marker: bytes, depth: int) -> None:
+        if depth > max_depth:
+            raise _Cut(f"it nests deeper than {max_depth} levels")
+        if marker in _UBJ_SIZES:
+            take(_UBJ_SIZES[marker])
+        elif marker in (b"S", b"H"):
+            take(length())
+        elif marker in (b"[", b"{"):
+            container(marker == b"{", depth + 1)
+        else:
+            raise _Cut(f"byte {pos - 1}: {marker!r} is no UBJSON type marker")
+
+    def container(is_object: bool, depth: int) -> None:
+        typed = count = None
+        if data[pos:pos + 1] == b"$":
+            take(1)
+            typed = take(1)
+            if data[pos:pos + 1] != b"#":
+                raise _Cut(f"byte {pos}: a typed container without a count")
+        if data[pos:pos + 1] == b"#":
+            take(1)
+            count = length()
+        if count is not None and typed in _UBJ_SIZES and not is_object:
+            take(count * _UBJ_SIZES[typed])  # a typed array of numbers: one bounds check
+            return
+        end = b"}" if is_object else b"]"
+        i = 0
+        while count is None or i < count:
+            if count is None and data[pos:pos + 1] == end:
+                take(1)
+                return
+            if is_object:
+                take(length())  # the key
+            value(typed if typed is not None else take(1), depth)
+            i += 1
+
+    try:
+        if take(1) != b"{":
+            return "it does not start with a UBJSON object ('{')"
+        container(True, 1)
+    except _Cut as e:
+        return str(e)
+    if pos != len(data):
+        return f"{len(data) - pos} bytes follow the model"
+    return None
+
+
+class _Cut(Exception):
+    """Where a UBJSON document stops making sense."""
+
+
+def _load_failure(path: Path, exc: Exception) -> str:
+    """Why XGBoost could not load ``path``, in a few words (its own message has a native stack trace)."""
+    with contextlib.suppress(OSError):
+        if path.stat().st_size == 0:
+            return "the file is empty"
+    if path.suffix.lower() == ".json":
+        try:
+            with open(path, "rb") as f:
+                doc = json.load(f)
+        except UnicodeDecodeError:
+            return "it is not UTF-8 text (binary data?)"
+        except json.JSONDecodeError as e:
+            return f"invalid JSON ({e})"
+        except (OSError, ValueError, RecursionError):
+            pass
+        else:
+            if not isinstance(doc, dict):
+                return "its top level is not a JSON object"
+            if not isinstance(doc.get("learner"), dict):
+                return "it has no 'learner' object (XGBoost's save_model writes one)"
+    reason = short_reason(exc)
+    if isinstance(exc, UnicodeDecodeError):  # XGBoost's message quotes the file's bytes: read it leniently
+        try:
+            from xgboost.core import _LIB
+
+            reason = short_reason(_LIB.XGBGetLastError().decode("utf-8", "replace"))
+        except Exception:  # a private hook; without it the message only has less detail
+            reason = ""
+    return f"XGBoost cannot parse it ({reason})" if reason else "XGBoost cannot parse it"
 
 
 def booster_json(booster: Any) -> dict:
