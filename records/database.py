@@ -29,6 +29,10 @@ class SchemaVersionError(TunebirdError):
     """The database's schema is newer than, older than or otherwise incompatible with this code."""
 
 
+class DamagedDatabaseError(SchemaVersionError):
+    """The database file is not a database, or is corrupt (truncated, overwritten): nothing can be read from it."""
+
+
 class RecordNotFoundError(TunebirdError, LookupError):
     """A referenced device or workload is not registered, or there is no database at the address."""
 

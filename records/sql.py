@@ -34,6 +34,7 @@ from strategies.errors import ArtifactIntegrityError
 from .database import (
     ArtifactRecord,
     CostModelRecord,
+    DamagedDatabaseError,
     Database,
     DeviceLike,
     DeviceRecord,
@@ -86,7 +87,8 @@ class SQLDatabase(Database):
         upgrade: upgrade an older schema in place instead of refusing it.
 
     Raises:
-        SchemaVersionError: the schema is newer, older (without ``upgrade``) or damaged.
+        SchemaVersionError: the schema is newer, older (without ``upgrade``) or damaged; its subclass
+            DamagedDatabaseError: the SQLite file is no database or is corrupt (also from any later call).
         RecordNotFoundError: nothing there and ``create`` is False, or the SQLite file's folder is missing.
         ValueError: an unknown ``artifact_store``, or ``"files"`` with no directory.
     """
@@ -150,6 +152,8 @@ class SQLDatabase(Database):
                     with session.begin():
                         return fn(session)
             except DBAPIError as exc:
+                if _is_damaged(exc):
+                    raise DamagedDatabaseError(_damaged_message(self.url, exc)) from exc
                 if attempt == _ATTEMPTS or not is_transient(exc):
                     raise
                 logger.warning(
@@ -465,6 +469,23 @@ class SQLDatabase(Database):
         data = self._read(lambda s: s.scalars(q).one_or_none())
         what = f"cost model {record.name!r} ({record.cost_model_id}) in {self.url}"
         return verify_payload(None if data is None else bytes(data), record.sha256, what)
+
+
+def _is_damaged(exc: DBAPIError) -> bool:
+    """Whether SQLite says the file is no database or is corrupt (``SQLITE_NOTADB``, ``SQLITE_CORRUPT*``)."""
+    name = getattr(exc.orig, "sqlite_errorname", None)  # Python >= 3.11
+    if name is not None:
+        return name == "SQLITE_NOTADB" or name.startswith("SQLITE_CORRUPT")
+    message = str(exc.orig).lower()
+    return "file is not a database" in message or "database disk image is malformed" in message
+
+
+def _damaged_message(url: str, exc: DBAPIError) -> str:
+    reason = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig).__name__
+    return (
+        f"{url} is damaged and cannot be read as a tunebird tuning log (SQLite: {reason}); restore it from "
+        f"a backup, or move it aside and rebuild it from an export: tunebird records import EXPORT.jsonl --db {url}"
+    )
 
 
 def _trial_query(workload_hash: str, device_fingerprint: str, batch_size: int, config_hash_: str) -> Any:

@@ -20,8 +20,10 @@ from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.pipeline import make_pipeline
 
+import records
 import strategies
 import tuner
+from records.database import DamagedDatabaseError, DeviceRecord, TrialRecord, WorkloadRecord
 from strategies import reference
 from strategies.errors import UnsupportedModelError
 from strategies.frontends import InvalidModelFileError
@@ -355,3 +357,95 @@ def test_the_old_higgs_model_loads_without_a_warning(caplog):
     assert caught_inside == []
     assert any("before XGBoost 1.6" in r.getMessage() for r in caplog.records)
     assert inner_filters[0][0] == "always" and list(warnings.filters) == filters
+
+
+# --------------------------------------------------------------------------- damaged tuning logs
+
+
+FP = "f" * 64
+WORKLOAD = "a" * 64
+
+
+def small_log(path: Path, n_trials: int = 1) -> Path:
+    with records.open_database(path) as db:
+        db.register_device(DeviceRecord(fingerprint=FP, cpu_model="test"))
+        db.register_workload(WorkloadRecord(WORKLOAD, "test workload", ("tree_ensemble",)))
+        db.add_trials(TrialRecord(WORKLOAD, FP, 1, {"i": i, "pad": "x" * 200}, latency_median_s=1e-3 + i * 1e-6)
+                      for i in range(n_trials))
+    assert not Path(f"{path}-wal").exists() or Path(f"{path}-wal").stat().st_size == 0
+    return path
+
+
+def check_damaged_message(message: str, path: Path) -> None:
+    line = one_line(message)
+    assert str(path) in line and "damaged" in line, line
+    assert "backup" in line and "tunebird records import" in line, line
+    assert "sqlalche.me" not in line and "Traceback" not in line
+
+
+def damaged_logs(tmp_path: Path) -> dict[str, Path]:
+    rng = np.random.default_rng(3)
+    good = small_log(tmp_path / "good.db", n_trials=50).read_bytes()
+    header = bytearray(good)
+    header[:16] = b"not sqlite at all"[:16]
+    return {
+        "random-bytes": write(tmp_path / "random.db", rng.integers(0, 256, 8192, dtype=np.uint8).tobytes()),
+        "truncated-half": write(tmp_path / "half.db", good[: len(good) // 2]),
+        "truncated-100-bytes": write(tmp_path / "short.db", good[:100]),
+        "bad-header": write(tmp_path / "header.db", bytes(header)),
+    }
+
+
+@pytest.mark.parametrize("create", [True, False])
+def test_open_database_on_a_damaged_file_says_how_to_recover(tmp_path, create):
+    for name, path in damaged_logs(tmp_path).items():
+        before = path.read_bytes()
+        with pytest.raises(DamagedDatabaseError) as info:
+            records.open_database(path, create=create)
+        check_damaged_message(str(info.value), path)
+        assert isinstance(info.value, records.SchemaVersionError)
+        assert path.read_bytes() == before, f"{name}: opening changed the damaged file"
+
+
+def test_damage_found_after_opening_is_reported_the_same_way(tmp_path):
+    path = small_log(tmp_path / "log.db", n_trials=2000)
+    data = bytearray(path.read_bytes())
+    page = 4096
+    n_pages = len(data) // page
+    # the trials were written last: spoil pages near the end (their b-tree page type becomes invalid)
+    for p in range(n_pages * 2 // 3, n_pages - 1, 3):
+        data[p * page:(p + 1) * page] = b"\xff" * page
+    path.write_bytes(bytes(data))
+    db = records.open_database(path, create=False)
+    try:
+        assert db.devices()[0].fingerprint == FP
+        with pytest.raises(DamagedDatabaseError) as info:
+            db.trials()
+        check_damaged_message(str(info.value), path)
+    finally:
+        db.close()
+
+
+def test_cli_prints_one_line_for_a_damaged_log(tmp_path, capfd):
+    logs = damaged_logs(tmp_path)
+    for argv in (["records"], ["records", "export", str(tmp_path / "out.jsonl")], ["costmodel", "eval"]):
+        for name, path in logs.items():
+            assert cli.main([*argv, "--db", str(path)]) == 1, (argv, name)
+            out, err = capfd.readouterr()
+            assert out == ""
+            line = one_line(err)
+            assert line.startswith("tunebird: error: "), line
+            check_damaged_message(line, path)
+
+
+def test_cli_tune_on_a_damaged_log(tmp_path, capfd):
+    from sklearn.tree import DecisionTreeRegressor
+
+    X = np.random.default_rng(0).random((50, 3))
+    model = tmp_path / "tree.joblib"
+    joblib.dump(DecisionTreeRegressor(max_depth=2).fit(X, X[:, 0]), model)
+    path = damaged_logs(tmp_path)["random-bytes"]
+    assert cli.main(["tune", str(model), "--db", str(path), "--trials", "1", "-q"]) == 1
+    out, err = capfd.readouterr()
+    check_damaged_message(err.strip().splitlines()[-1], path)
+    assert err.startswith("tunebird: error: ") and len(err.strip().splitlines()) == 1, err
