@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 test: $(STAMP)
+	$(VENV)/bin/lint-imports
 	@if [ "$$CI" = "true" ] && [ -z "$$TUNEBIRD_TEST_POSTGRES" ]; then \
 		export TUNEBIRD_TEST_POSTGRES="$$(sh .ci/postgres.sh)" || exit 1; \
 		echo "PostgreSQL for tests: $$TUNEBIRD_TEST_POSTGRES"; \

@@ -22,56 +22,75 @@ def batch_sizes_for(name: str, wanted: Sequence[int] = ALL_BATCH_SIZES) -> tuple
                  and (spec.batch_sizes is None or b in spec.batch_sizes))
 
 
-class FallbackRanker:
-    """The tuner's default ranker (the learned cost model); on its first error, the empirical ranker.
+def fallback_cost_model(db: str):
+    """A ``cost_model.CostModel`` that predicts with the device's learned model, falling back to the heuristic
+    model (and staying there) on its first error."""
+    from cost_model import CostModel, HeuristicCostModel
+    from cost_model.tuning import for_device
+    from tuner.device import current_device
 
-    The cost model is young: a bug in it should cost the suite its screening, not the tuning run.
-    """
+    class _Fallback(CostModel):
+        kind = "bench-fallback"
 
-    def __init__(self, db: str):
-        from tuner.device import current_device
-        from tuner.tuning import EmpiricalRanker, default_ranker
-
-        self.fallback = EmpiricalRanker()
-        self.failed: str | None = None
-        try:
-            import records
-
-            self._db = records.open_database(db)
-            self.primary = default_ranker(self._db, current_device())
-        except Exception as exc:  # noqa: BLE001
-            self._db, self.primary = None, None
-            self._fail(exc)
-
-    def _fail(self, exc: BaseException) -> None:
-        self.failed = f"{type(exc).__name__}: {exc}"[:200]
-        log.warning("cost model unusable (%s); ranking with the empirical ranker", self.failed)
-        self.primary = None
-
-    def predict(self, task, configs, batch):  # noqa: ANN001, ANN201 - the tuner's Ranker protocol
-        if self.primary is not None:
+        def __init__(self) -> None:
+            self.fallback = HeuristicCostModel()
+            self.failed: str | None = None
+            self._db = self.primary = None
             try:
-                return self.primary.predict(task, configs, batch)
-            except Exception as exc:  # noqa: BLE001
-                self._fail(exc)
-        return self.fallback.predict(task, configs, batch)
+                import records
 
-    def observe(self, task, batch, configs, results) -> None:  # noqa: ANN001
-        self.fallback.observe(task, batch, configs, results)
-        if self.primary is not None:
-            try:
-                self.primary.observe(task, batch, configs, results)
+                self._db = records.open_database(db)
+                self.primary = for_device(self._db, current_device())
             except Exception as exc:  # noqa: BLE001
                 self._fail(exc)
 
-    def close(self) -> None:
-        if self.primary is not None and hasattr(self.primary, "save"):
-            try:
-                self.primary.save()
-            except Exception as exc:  # noqa: BLE001
-                self._fail(exc)
-        if self._db is not None:
-            self._db.close()
+        def _fail(self, exc: BaseException) -> None:
+            self.failed = f"{type(exc).__name__}: {exc}"[:200]
+            log.warning("cost model unusable (%s); ranking with the heuristic model", self.failed)
+            self.primary = None
+
+        def predict(self, candidates):  # noqa: ANN001, ANN201
+            if self.primary is not None:
+                try:
+                    return self.primary.predict(candidates)
+                except Exception as exc:  # noqa: BLE001
+                    self._fail(exc)
+            return self.fallback.predict(candidates)
+
+        def update(self, candidates, latencies):  # noqa: ANN001, ANN201
+            self.fallback.update(candidates, latencies)
+            if self.primary is not None:
+                try:
+                    self.primary.update(candidates, latencies)
+                except Exception as exc:  # noqa: BLE001
+                    self._fail(exc)
+            return self
+
+        def fit(self, candidates, latencies):  # noqa: ANN001, ANN201
+            return self.update(candidates, latencies)
+
+        @property
+        def n_trials(self) -> int:
+            return self.primary.n_trials if self.primary is not None else self.fallback.n_trials
+
+        def _payload(self):  # noqa: ANN202 - never persisted
+            raise TypeError("not persisted")
+
+        @classmethod
+        def _from_payload(cls, meta, parts):  # noqa: ANN001, ANN206
+            raise TypeError("not persisted")
+
+        def close(self) -> None:
+            if self.primary is not None:
+                try:
+                    self.primary.save()
+                except Exception as exc:  # noqa: BLE001
+                    self._fail(exc)
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    return _Fallback()
 
 
 def tune_models(names: Sequence[str], *, db: str, cache_dir: Path, batch_sizes: Sequence[int],
@@ -87,10 +106,10 @@ def tune_models(names: Sequence[str], *, db: str, cache_dir: Path, batch_sizes: 
         say(f"[{i}/{len(names)}] tuning {name} ({m.spec.description}) at batch sizes {', '.join(map(str, sizes))}, "
             + (f"budget {time_budget:.0f} s" if time_budget else f"at most {trials} trials"))
         t = time.monotonic()
-        ranker = FallbackRanker(db)
+        ranker = fallback_cost_model(db)
         try:
             report = tuner.tune(m.model, m.X, db=db, batch_sizes=sizes, time_budget=time_budget, trials=trials,
-                                threads=threads, progress=True, ranker=ranker)
+                                threads=threads, progress=True, cost_model=ranker)
         except UnsupportedModelError as exc:  # e.g. the string-column pipelines, until tunebird converts them
             say(f"    skipped: tunebird cannot compile it: {str(exc).splitlines()[0][:200]}")
             continue
@@ -99,7 +118,7 @@ def tune_models(names: Sequence[str], *, db: str, cache_dir: Path, batch_sizes: 
         spent[name] = time.monotonic() - t
         speed = ", ".join(f"{b}: {s:.2f}x" for b, s in sorted(report.speedup.items()))
         if ranker.failed:
-            say(f"    note: the cost model failed ({ranker.failed}); the empirical ranker took over")
+            say(f"    note: the cost model failed ({ranker.failed}); the heuristic model took over")
         say(f"    {report.trials_measured} new trials in {spent[name]:.0f} s; tuned vs untuned {speed or '-'}")
     return spent
 

@@ -6,7 +6,7 @@
 ``baseline``  ``HeuristicCostModel``: the untuned default first, the rest by an analytic estimate
 ``store``     models per device and workload operators in the records database; training sets from it
 ``evaluate``  leave-one-workload-out Spearman and top-k recall (``tunebird costmodel eval``)
-``tuning``    ``ranker_for(db, device)``: the adapter ``tuner.search`` ranks with
+``tuning``    ``for_device(db, device)``: the cost model a tuning run ranks with (learned, heuristic warm-up)
 """
 
 from .base import CostModel, StaleCostModelError, model_from_bytes

@@ -26,8 +26,7 @@ def default_config(ops: Sequence[Op], batch_size: int, threads: int | None = Non
         cfg = resolve_config(tuple(ops), {"threads": threads} if threads else {})
     except InvalidConfigError:
         return None
-    cfg["batch_size"] = min(cfg["batch_size"], int(batch_size))
-    return cfg
+    return cfg.replace(batch_size=min(cfg.batch_size, int(batch_size)))
 
 
 def same_config(a: Mapping[str, Any], b: Mapping[str, Any], batch_size: int) -> bool:

@@ -33,8 +33,8 @@ import numpy as np
 
 from strategies.base import Knob
 from strategies.ir import Linear, Op, PostTransform, TreeEnsemble, content_hash
-from strategies.torch_ops import main_op_index
-from tuner.device import ISA_FLAGS, ISA_PREFIXES
+from strategies.ir import main_op_index
+from strategies.ground.device import ISA_FLAGS, ISA_PREFIXES
 
 # Bump when the meaning of an existing column changes (names alone would not show it).
 FEATURE_VERSION = 1
@@ -42,13 +42,8 @@ FEATURE_VERSION = 1
 NAN = float("nan")
 CACHE_LEVELS = ("L1d", "L2", "L3")
 
-# Which analytic quantity stands for a strategy's work per row, and for the bytes it streams per row.
-# A strategy not listed here falls back to its operator kind's entry in DEFAULT_WORK.
-WORK_ESTIMATE: dict[str, tuple[str, str]] = {
-    "gemm": ("an.gemm_macs", "an.gemm_bytes"),
-    "tree_traversal": ("an.visits_padded", "an.model_bytes"),
-    "perfect_tree_traversal": ("an.visits_padded", "an.perfect_bytes"),
-}
+# Which analytic quantity stands for a strategy's work per row, and for the bytes it streams per row:
+# the strategy's own ``work_estimate`` declaration, else its operator kind's entry here.
 DEFAULT_WORK: dict[str, tuple[str, str]] = {
     "tree_ensemble": ("an.visits_expected", "an.model_bytes"),
     "linear": ("an.linear_macs", "an.model_bytes"),
@@ -162,8 +157,8 @@ class FeatureSchema:
     @classmethod
     def from_registry(cls) -> FeatureSchema:
         """The schema of every strategy and backend registered in this process."""
-        from strategies.backends.base import all_backends
-        from strategies.base import all_strategies
+        from strategies.backends.registry import all_backends
+        from strategies.registry import all_strategies
 
         strategies = all_strategies()
         backends = all_backends()
@@ -349,8 +344,11 @@ def device_features(device: Any) -> dict[str, float]:
 
 def work_columns(strategy: str, ops: Sequence[Op]) -> tuple[str, str]:
     """The analytic columns standing for ``strategy``'s work and bytes per row on this task."""
-    if strategy in WORK_ESTIMATE:
-        return WORK_ESTIMATE[strategy]
+    from strategies.registry import all_strategies
+
+    declared = getattr(all_strategies().get(strategy), "work_estimate", None)
+    if declared is not None:
+        return declared
     return DEFAULT_WORK.get(ops[main_op_index(ops)].kind, ELEMENTWISE_WORK)
 
 

@@ -1,16 +1,18 @@
-"""The tuner's view of the cost model: rank a task's configs, learn from each round, persist per device.
+"""The cost model a tuning run uses: the device's learned model, the heuristic until it has learned enough.
 
-``tuner.search`` calls ``predict(task, configs, batch)`` (seconds per call,
-lower is better; 0 means "measure it first") and ``observe(task, batch,
-configs, results)``.  ``task`` is anything with ``ops`` (and optionally
-``workload_hash``); results have ``ok`` and ``median_s`` (``tuner.measure.MeasureResult``).
+:class:`DeviceCostModel` implements the :class:`~cost_model.base.CostModel`
+interface the tuner's search strategies rank with.  It predicts with the
+learned model once that has seen ``min_trials`` trials (with the heuristic
+baseline before, and always ranking the untuned default first), learns from
+every update, stores each new task's operators in the records database (so
+later sessions can retrain from the records) and saves the learned model for
+the device every ``save_every`` trials and on :meth:`save`.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-from typing import Any, Mapping, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
 
@@ -25,14 +27,10 @@ from .store import MODEL_NAME, load_model, save_model, store_workload_ir, train_
 log = logging.getLogger(__name__)
 
 
-class ModelRanker:
-    """Ranks with ``model`` once it has learned from ``min_trials`` trials (before that, the heuristic baseline).
+class DeviceCostModel(CostModel):
+    """A learned model for one device, persisted in the records database, with a heuristic warm-up."""
 
-    Every observed round updates the model; it is saved to ``db`` for the
-    device every ``save_every`` new trials and by :meth:`save`.  The first time
-    a task is observed its operators are stored, so later sessions can retrain
-    from the records.
-    """
+    kind: ClassVar[str] = "device"
 
     def __init__(self, db: Database, device: Any, model: CostModel | None = None, *, min_trials: int = 8,
                  save_every: int = 64) -> None:
@@ -49,36 +47,41 @@ class ModelRanker:
     def fingerprint(self) -> str:
         return self.device.fingerprint
 
-    def _candidates(self, task: Any, configs: Sequence[Mapping[str, Any]], batch: int) -> list[Candidate]:
-        h = getattr(task, "workload_hash", None)
-        return [Candidate(tuple(task.ops), c, int(batch), self.device, h) for c in configs]
+    @property
+    def n_trials(self) -> int:
+        return self.model.n_trials
 
-    def predict(self, task: Any, configs: Sequence[Mapping[str, Any]], batch: int) -> np.ndarray:
-        """Predicted seconds per call for each config (the default config and unknown tasks get 0: try them)."""
-        cands = self._candidates(task, configs, batch)
+    def predict(self, candidates: Sequence[Candidate]) -> np.ndarray:
+        """Predicted seconds per call (the untuned default gets 0: it is measured first)."""
+        if not candidates:
+            return np.zeros(0)
         if self.model.n_trials >= self.min_trials:
-            pred = self.model.predict(cands)
-            default = np.array([self.baseline.is_default(c) for c in cands], dtype=bool)
+            pred = self.model.predict(candidates)
+            default = np.array([self.baseline.is_default(c) for c in candidates], dtype=bool)
             return np.where(default, 0.0, pred)
-        return self.baseline.predict(cands)
+        return self.baseline.predict(candidates)
 
-    def observe(self, task: Any, batch: int, configs: Sequence[Mapping[str, Any]], results: Sequence[Any]) -> None:
-        """Learn from one round's measurements (failed ones are not learned from)."""
-        cands = self._candidates(task, configs, batch)
-        if not cands:
-            return
-        h = cands[0].task_hash
-        if h not in self._stored:
-            store_workload_ir(self.db, cands[0].ops, self.fingerprint, workload_hash_=h)
-            self._stored.add(h)
-        lat = [r.median_s if r.ok and r.median_s else math.nan for r in results]
-        self.model.update(cands, lat)
-        self._unsaved += len(cands)
+    def fit(self, candidates: Sequence[Candidate], latencies: Any) -> DeviceCostModel:
+        self.model.fit(candidates, latencies)
+        return self
+
+    def update(self, candidates: Sequence[Candidate], latencies: Any) -> DeviceCostModel:
+        """Learn from measured candidates (non-finite latencies, failed trials, are not learned from)."""
+        for c in candidates:
+            h = c.task_hash
+            if h not in self._stored:
+                store_workload_ir(self.db, c.ops, self.fingerprint, workload_hash_=h)
+                self._stored.add(h)
+        if not candidates:
+            return self
+        self.model.update(candidates, latencies)
+        self._unsaved += len(candidates)
         if self._unsaved >= self.save_every:
             self.save()
+        return self
 
     def save(self) -> None:
-        """Persist the model for the device now (if it has learned anything)."""
+        """Persist the learned model for the device now (if it has learned anything new)."""
         if self.model.n_trials and self._unsaved:
             save_model(self.db, self.model, self.fingerprint)
             self._unsaved = 0
@@ -86,10 +89,20 @@ class ModelRanker:
     def close(self) -> None:
         self.save()
 
+    def to_bytes(self) -> bytes:
+        return self.model.to_bytes()
 
-def ranker_for(db: Database, device: Any, **options: Any) -> ModelRanker:
-    """The device's cost model as a tuner ranker: the saved one, or one retrained from the records when
-    the saved one is missing, stale (another feature schema) or has seen fewer trials than the records hold."""
+    def _payload(self) -> tuple[dict[str, Any], dict[str, bytes]]:  # pragma: no cover - to_bytes delegates
+        return self.model._payload()
+
+    @classmethod
+    def _from_payload(cls, meta: Mapping[str, Any], parts: Mapping[str, bytes]) -> CostModel:  # pragma: no cover
+        raise TypeError("a DeviceCostModel is persisted as its learned model; load that with model_from_bytes")
+
+
+def for_device(db: Database, device: Any, **options: Any) -> DeviceCostModel:
+    """The device's cost model: the saved one, or one retrained from the records when the saved one is
+    missing, stale (another feature schema) or has seen fewer trials than the records hold."""
     fp = device.fingerprint
     model = load_model(db, fp, name=MODEL_NAME)
     recorded = len(db.trials(device_fingerprint=fp, status=TrialStatus.OK))
@@ -99,4 +112,4 @@ def ranker_for(db: Database, device: Any, **options: Any) -> ModelRanker:
             model = fresh
     if model is not None:
         log.info("cost model for device %s: learned from %d trials", fp[:12], model.n_trials)
-    return ModelRanker(db, device, model, **options)
+    return DeviceCostModel(db, device, model, **options)

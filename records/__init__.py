@@ -20,8 +20,9 @@ code, and only its SHA-256 is checked.
 
 from __future__ import annotations
 
+import importlib
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .database import (
     ArtifactRecord,
@@ -36,9 +37,25 @@ from .database import (
     WorkloadRecord,
     config_hash,
 )
-from .engine import DEFAULT_PATH, ENV_VAR, resolve_url
-from .migrate import SCHEMA_VERSION
-from .sql import SQLDatabase
+from .schema import DEFAULT_PATH, ENV_VAR, SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    from .engine import resolve_url
+    from .reader import open_reader
+    from .sql import SQLDatabase
+
+# SQLAlchemy (half a second to import) only when a SQL database is opened: deploy-time reads of a
+# SQLite log go through ``records.reader`` without it
+_LAZY = {"SQLDatabase": "sql", "resolve_url": "engine", "open_reader": "reader"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'records' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
 
 
 def open_database(db: str | os.PathLike[str] | Database | None = None, **options: Any) -> Database:
@@ -50,6 +67,8 @@ def open_database(db: str | os.PathLike[str] | Database | None = None, **options
         if options:
             raise TypeError(f"options {sorted(options)} cannot apply to an already open database {db!r}")
         return db
+    from .sql import SQLDatabase
+
     return SQLDatabase(db, **options)
 
 
@@ -70,5 +89,6 @@ __all__ = [
     "WorkloadRecord",
     "config_hash",
     "open_database",
+    "open_reader",
     "resolve_url",
 ]

@@ -505,22 +505,3 @@ class Database(abc.ABC):
             return None
         newest = max(found, key=lambda r: (r.created_at, r.cost_model_id or 0))
         return newest, self.fetch_cost_model(newest)
-
-    # ---- moving records between databases
-    def export_jsonl(self, path: str | os.PathLike[str]) -> dict[str, int]:
-        """Write every record to a JSON Lines file (see :mod:`records.jsonl`); return counts per kind."""
-        from .jsonl import export_jsonl
-
-        return export_jsonl(self, path)
-
-    def import_jsonl(self, path: str | os.PathLike[str]) -> dict[str, int]:
-        """Merge a JSON Lines export into this database; return how many records of each kind were new.
-
-        Raises:
-            SchemaVersionError: the file was written in a newer export format.
-            ValueError: the file is not a tunebird records export.
-            strategies.errors.ArtifactIntegrityError: a payload does not match its SHA-256.
-        """
-        from .jsonl import import_jsonl
-
-        return import_jsonl(self, path)

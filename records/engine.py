@@ -18,10 +18,10 @@ from sqlalchemy import URL, Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import StaticPool
 
+from .schema import DEFAULT_PATH, ENV_VAR  # noqa: F401  - re-exported
+
 logger = logging.getLogger(__name__)
 
-ENV_VAR = "TUNEBIRD_DB"
-DEFAULT_PATH = "tunebird.db"
 BUSY_TIMEOUT_S = 60.0
 _TRANSIENT_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock (PostgreSQL)
 

@@ -19,7 +19,7 @@ from .models import Base, SchemaVersionModel
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+from .schema import SCHEMA_VERSION  # noqa: E402
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
 
 # Serialises schema creation and upgrades between processes on PostgreSQL.

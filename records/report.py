@@ -108,3 +108,16 @@ def best_table(db: Database) -> Table:
 def summary_tables(db: Database) -> list[Table]:
     """The tables ``tunebird records`` prints: devices, workloads, best configs."""
     return [device_table(db), workload_table(db), best_table(db)]
+
+
+def format_table(table: Table) -> str:
+    """``table`` as aligned text under its title (``(none)`` when it has no rows)."""
+    lines = [f"{table.title}:"]
+    if not table.rows:
+        return "\n".join([*lines, "  (none)"])
+    widths = [max(len(r[i]) for r in (table.header, *table.rows)) for i in range(len(table.header))]
+    for i, row in enumerate((table.header, *table.rows)):
+        lines.append("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        if i == 0:
+            lines.append("  " + "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

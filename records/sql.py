@@ -46,6 +46,7 @@ from .database import (
     utcnow,
 )
 from .engine import is_transient, make_engine, resolve_url, sqlite_file
+from . import jsonl
 from .migrate import prepare_schema
 from .models import ArtifactModel, Base, CostModelModel, DeviceModel, PayloadModel, TrialModel, WorkloadModel
 from .store import IN_DATABASE, FileStore, sha256_hex, verify_payload
@@ -470,6 +471,20 @@ class SQLDatabase(Database):
         what = f"cost model {record.name!r} ({record.cost_model_id}) in {self.url}"
         return verify_payload(None if data is None else bytes(data), record.sha256, what)
 
+    # ---- moving records between databases
+    def export_jsonl(self, path: str | os.PathLike[str]) -> dict[str, int]:
+        """Write every record to a JSON Lines file (see :mod:`records.jsonl`); return counts per kind."""
+        return jsonl.export_jsonl(self, path)
+
+    def import_jsonl(self, path: str | os.PathLike[str]) -> dict[str, int]:
+        """Merge a JSON Lines export into this database; return how many records of each kind were new.
+
+        Raises:
+            SchemaVersionError: the file was written in a newer export format.
+            ValueError: the file is not a tunebird records export.
+            strategies.errors.ArtifactIntegrityError: a payload does not match its SHA-256.
+        """
+        return jsonl.import_jsonl(self, path)
 
 def _is_damaged(exc: DBAPIError) -> bool:
     """Whether SQLite says the file is no database or is corrupt (``SQLITE_NOTADB``, ``SQLITE_CORRUPT*``)."""

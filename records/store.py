@@ -21,7 +21,7 @@ from strategies.errors import ArtifactIntegrityError
 
 logger = logging.getLogger(__name__)
 
-IN_DATABASE = "db"
+from .schema import IN_DATABASE  # noqa: E402
 _FILE_LOCATION = re.compile(r"([0-9a-f]{2})/([0-9a-f]{64})")
 
 

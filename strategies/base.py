@@ -12,7 +12,7 @@ from abc import ABC
 from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping
 
-from .errors import InvalidConfigError
+from .ground.errors import InvalidConfigError
 from .ir import Op
 
 
@@ -24,10 +24,20 @@ class Knob:
     values: tuple[Any, ...]
     default: Any
     help: str = ""
+    # the values the tuner searches by default (None: all); others only when asked for (costly ones)
+    searched: tuple[Any, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.default not in self.values:
             raise ValueError(f"knob {self.name!r}: default {self.default!r} is not among {self.values}")
+        if self.searched is not None and not set(self.searched) <= set(self.values):
+            raise ValueError(f"knob {self.name!r}: searched values {self.searched} are not among {self.values}")
+
+    def search_values(self, limit: Any = None) -> tuple[Any, ...]:
+        """The values to search: ``searched`` (or all), widened to every value up to ``limit`` when given."""
+        if limit is not None:
+            return tuple(v for v in self.values if v <= limit)
+        return self.values if self.searched is None else self.searched
 
     def check(self, value: Any, owner: str) -> Any:
         if value not in self.values:
@@ -37,7 +47,8 @@ class Knob:
         return value
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "values": list(self.values), "default": self.default, "help": self.help}
+        return {"name": self.name, "values": list(self.values), "default": self.default, "help": self.help,
+                "searched": None if self.searched is None else list(self.searched)}
 
 
 class Strategy(ABC):
@@ -53,6 +64,11 @@ class Strategy(ABC):
     op_kind: ClassVar[str]
     family: ClassVar[str]  # "torch": builds a torch.nn.Module; "tir": builds TensorIR
     knobs: ClassVar[tuple[Knob, ...]] = ()
+    # rows per program call when a config does not say
+    default_batch: ClassVar[int] = 65536
+    # the analytic quantities (cost_model.features ``an.*`` names) that stand for this strategy's work
+    # per row and bytes streamed per row; None: its operator kind's estimate
+    work_estimate: ClassVar[tuple[str, str] | None] = None
 
     @classmethod
     def unsupported_reason(cls, op: Op) -> str | None:
@@ -109,29 +125,3 @@ def module_strategy(name: str, op_kind: str, module: Any, doc: str = "") -> type
         "family": "torch", "build_module": classmethod(build_module), "__module__": module.__module__,
     })
     return register(cls)
-
-
-def _load_all() -> None:
-    # Importing the modules registers their strategies.
-    from . import columns, expansions, linear, preprocessing  # noqa: F401
-    from .trees import gemm, tiled_traversal, traversal  # noqa: F401
-
-
-def strategies_for(op_kind: str) -> list[type[Strategy]]:
-    _load_all()
-    return [s for s in _REGISTRY.values() if s.op_kind == op_kind]
-
-
-def get_strategy(name: str, op_kind: str | None = None) -> type[Strategy]:
-    _load_all()
-    cls = _REGISTRY.get(name)
-    if cls is None or (op_kind is not None and cls.op_kind != op_kind):
-        allowed = sorted(s.name for s in _REGISTRY.values() if op_kind is None or s.op_kind == op_kind)
-        what = f" for {op_kind}" if op_kind else ""
-        raise InvalidConfigError(f"unknown strategy {name!r}{what}; expected one of {allowed}")
-    return cls
-
-
-def all_strategies() -> dict[str, type[Strategy]]:
-    _load_all()
-    return dict(_REGISTRY)

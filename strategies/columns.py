@@ -18,7 +18,7 @@ from torch import nn
 
 from .base import Knob, Strategy, module_strategy, register
 from .ir import Op
-from .ir_columns import Binarize, Concat, Constant, Gather, Indicator, Lookup
+from .ir.columns import Binarize, Concat, Constant, Gather, Indicator, Lookup
 
 # ``index`` lookups need every category of a column to be an integer in a range of at most this many values,
 # all of magnitude below MAX_INDEX_VALUE (so that range +- 1 is exact in float64)

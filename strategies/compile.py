@@ -1,6 +1,7 @@
-"""Configs (plain JSON-able dicts) -> compiled tasks.
+"""Configs -> compiled tasks.
 
-A config names one choice for a task (a short chain of ops)::
+A :class:`~strategies.ground.config.Config` names one choice for a task (a
+sub-graph of ops)::
 
     {"strategy": "perfect_tree_traversal", "backend": "torch", "threads": 2,
      "batch_size": 4096, "fuse_post": true, "knobs": {"x_layout": "gather"}}
@@ -8,7 +9,8 @@ A config names one choice for a task (a short chain of ops)::
 ``strategy`` applies to the task's main op (its tree ensemble or linear model);
 the other ops use their single implementation.  ``knobs`` holds the strategy's
 and the backend's knobs.  ``fuse_post`` false runs the last post-transform in
-NumPy after the program instead of inside it.
+NumPy after the program instead of inside it.  Defaults (strategy, backend,
+chunk size) come from the strategies' own declarations.
 """
 
 from __future__ import annotations
@@ -19,23 +21,20 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from . import reference
-from .backends._tvm_runtime import usable_cores
-from .backends.base import BuildRequest, Program, get_backend
-from .base import get_strategy, strategies_for
-from .errors import InvalidConfigError
+from .ground.config import KEYS, Config
+from .ground.device import usable_cores
+from .ground.quiet import quiet
+from .backends.base import BuildRequest, Program
+from .backends.registry import get_backend
+from .registry import get_strategy, strategies_for
+from .ground.errors import InvalidConfigError
 from .ir import Graph, Op, TreeEnsemble, as_graph
-from .torch_ops import main_op_index
+from .ir import main_op_index
 
 log = logging.getLogger(__name__)
 
-CONFIG_KEYS = ("strategy", "backend", "threads", "batch_size", "fuse_post", "knobs")
+CONFIG_KEYS = KEYS
 
-DEFAULT_BATCH = {
-    "gemm": 1024,
-    "tree_traversal": 4096,
-    "perfect_tree_traversal": 4096,
-    "tiled_traversal": 65536,
-}
 DEFAULT_BACKEND = {"torch": "torch", "tir": "tvm-tir"}
 
 
@@ -58,7 +57,7 @@ def default_strategy(op: Op) -> str:
     return options[0].name
 
 
-def resolve_config(task: Graph | Sequence[Op], given: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def resolve_config(task: Graph | Sequence[Op], given: Mapping[str, Any] | None = None) -> Config:
     """Fill in defaults and validate for a task (its graph, or a chain of ops); errors name the allowed values."""
     ops = task.ops if isinstance(task, Graph) else tuple(task)
     given = dict(given or {})
@@ -103,21 +102,18 @@ def resolve_config(task: Graph | Sequence[Op], given: Mapping[str, Any] | None =
     threads = given.get("threads")
     threads = usable_cores() if threads is None else threads
     batch = given.get("batch_size")
-    batch = DEFAULT_BATCH.get(strat.name, 65536) if batch is None else batch
+    batch = strat.default_batch if batch is None else batch
     for name, value in (("threads", threads), ("batch_size", batch)):
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
             raise InvalidConfigError(f"{name} must be a positive integer, got {value!r}")
     fuse = given.get("fuse_post", True)
     if not isinstance(fuse, bool):
         raise InvalidConfigError(f"fuse_post must be true or false, got {fuse!r}")
-    return {
-        "strategy": strat.name, "backend": backend_name, "threads": int(threads),
-        "batch_size": int(batch), "fuse_post": fuse, "knobs": resolved,
-    }
+    return Config(strat.name, backend_name, int(threads), int(batch), fuse, tuple(resolved.items()))
 
 
 def _backends():
-    from .backends.base import all_backends
+    from .backends.registry import all_backends
 
     return all_backends()
 
@@ -128,7 +124,7 @@ class CompiledTask:
     def __init__(self, graph: Graph | Sequence[Op], config: Mapping[str, Any],
                  programs: Mapping[str, Program] | None = None):
         self.graph = as_graph(graph)
-        self.config = dict(config)
+        self.config = Config.from_json(config)
         self.programs: dict[str, Program] = dict(programs or {})
 
     @property
@@ -146,7 +142,8 @@ class CompiledTask:
         prog = self.programs.get(key)
         if prog is None:
             backend = get_backend(self.config["backend"])()
-            prog = backend.build(BuildRequest(self.graph, self.config, key))
+            with quiet(f"building {self.config['strategy']}@{self.config['backend']}"):
+                prog = backend.build(BuildRequest(self.graph, self.config, key))
             self.programs[key] = prog
         return prog
 

@@ -1,4 +1,4 @@
-"""Feature-expansion operators (``strategies.ir_expansions``) as torch modules (float64).
+"""Feature-expansion operators (``strategies.ir.expansions``) as torch modules (float64).
 
 Only operators that ``torch.export`` -> TVM Relax imports are used: comparisons,
 ``where``, sums, ``take`` / ``index_select`` gathers, multiplications and
@@ -24,7 +24,7 @@ from torch import nn
 
 from .base import Knob, Strategy, module_strategy, register
 from .ir import Op
-from .ir_expansions import Bucketize, Polynomial, Spline
+from .ir.expansions import Bucketize, Polynomial, Spline
 
 
 def _round(x: torch.Tensor, compare_dtype: str) -> torch.Tensor:

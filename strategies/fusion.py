@@ -40,7 +40,7 @@ from .ir import (
     TreeEnsemble,
     eliminate_dead,
 )
-from .ir_columns import Concat, Gather, Lookup
+from .ir.columns import Concat, Gather, Lookup
 
 MAX_CODE = 1 << 16  # categorical folds need codes in [0, MAX_CODE)
 

@@ -10,7 +10,7 @@ from torch import nn
 
 from .base import Knob, Strategy, register
 from .ir import Graph, Linear, Node, Op, Scaler, prune
-from .ir_columns import Concat
+from .ir.columns import Concat
 from .torch_ops import TORCH_DTYPES
 
 

@@ -25,8 +25,8 @@ from .ir import (
     Tree,
     TreeEnsemble,
 )
-from .ir_columns import Binarize, Concat, Constant, Gather, Indicator, Lookup
-from .ir_expansions import Bucketize, Polynomial, Spline
+from .ir.columns import Binarize, Concat, Constant, Gather, Indicator, Lookup
+from .ir.expansions import Bucketize, Polynomial, Spline
 from .model import ConvertedModel
 
 Output = Literal["raw", "out"]

@@ -1,4 +1,4 @@
-"""Pieces shared by the torch-family strategies: post-transforms and the task module.
+"""Pieces shared by the torch-family strategies: dtypes, post-transforms and the task module class.
 
 Only ops that ``torch.export`` -> ``tvm.relax.frontend.torch`` can import are used
 here (no ``exp2``, bit shifts, ``searchsorted`` or ``logsumexp``), so every
@@ -8,13 +8,13 @@ torch strategy also runs on the ``tvm`` backend.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from typing import Sequence
 
 import torch
 from torch import nn
 
-from .errors import InvalidConfigError
-from .ir import INPUT, Graph, Op, PostTransform, as_graph
+from .ground.errors import InvalidConfigError
+from .ir import INPUT, PostTransform
 
 TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 LN2 = math.log(2.0)
@@ -73,44 +73,3 @@ class TaskModule(nn.Module):
     def input_parts(self) -> list[nn.Module]:
         """The parts that read the task's input."""
         return [p for p, ins in zip(self.parts, self.inputs) if INPUT in ins]
-
-
-def build_task_module(graph: Graph | Sequence[Op], config: Mapping[str, Any], output: str = "out") -> TaskModule:
-    """The torch module for a task: the main op with the config's strategy, the others with their own."""
-    from .base import get_strategy, strategies_for
-    from .linear import fold_scalers
-
-    graph = as_graph(graph)
-    knobs = dict(config.get("knobs", {}))
-    main = main_op_index(graph.ops)
-    strat = get_strategy(config["strategy"], graph.ops[main].kind)
-    main_knobs = strat.resolve_knobs({k.name: knobs[k.name] for k in strat.knobs if k.name in knobs})
-    if main_knobs.get("fold_scaler"):
-        graph, main = fold_scalers(graph, main)
-    parts: list[nn.Module] = []
-    for i, node in enumerate(graph.nodes):
-        if i == main:
-            parts.append(strat.build_module(node.op, main_knobs))
-            continue
-        options = strategies_for(node.op.kind)
-        if not options:
-            raise InvalidConfigError(f"no strategy computes operator {node.op.kind!r}")
-        parts.append(options[0].build_module(node.op, options[0].resolve_knobs({})))
-    inputs = [n.inputs for n in graph.nodes]
-    if output == "out":
-        parts.append(PostTransformModule(graph.post_transform))
-        inputs.append((len(graph.nodes) - 1,))
-    return TaskModule(parts, inputs)
-
-
-MAIN_KINDS = ("tree_ensemble", "linear", "lookup")
-
-
-def main_op_index(ops: Sequence[Op]) -> int:
-    """The op a task's ``strategy`` applies to: its (last) tree ensemble, else linear model, else
-    encoder, else its last op."""
-    for kind in MAIN_KINDS:
-        for i in range(len(ops) - 1, -1, -1):
-            if ops[i].kind == kind:
-                return i
-    return len(ops) - 1

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import tuner
-from strategies.backends.base import all_backends
+from strategies.backends.registry import all_backends
 from strategies.errors import ArtifactIntegrityError
 from zoo import ZOO, data
 

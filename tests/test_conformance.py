@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import strategies
-from strategies.base import get_strategy
+from strategies.registry import get_strategy
 import tuner
 from strategies import reference
 from strategies.errors import InvalidConfigError
@@ -152,7 +152,8 @@ def test_clear_errors():
     with pytest.raises(InvalidConfigError, match="batch_size must be a positive integer"):
         tuner.compile(native, batch_size=0)
     with pytest.raises(InvalidConfigError, match="cannot serve operator"):
-        from strategies.backends.base import BuildRequest, get_backend
+        from strategies.backends.base import BuildRequest
+        from strategies.backends.registry import get_backend
 
         op = strategies.convert(ZOO["sk_logistic_multinomial"]()).graph.ops[0]
         get_backend("tvm-tir")().build(BuildRequest((op,), {"strategy": "tiled_traversal", "threads": 1, "knobs": {}}))

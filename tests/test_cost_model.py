@@ -39,7 +39,7 @@ from cost_model.evaluate import leave_one_workload_out
 from cost_model.features import KnobColumns, device_features, subgraph_features
 from cost_model.model import OBJECTIVES
 from cost_model.store import load_workload_ir
-from cost_model.tuning import ModelRanker, ranker_for
+from cost_model.tuning import DeviceCostModel, for_device
 from strategies.base import Knob
 from strategies.ir import Graph, Linear, PostTransform, Scaler
 from strategies.testing import random_ensemble
@@ -58,8 +58,9 @@ TEST_ONLY_BACKENDS = ("crashy", "liar")  # tests/fake_backends.py, registered wh
 def _registry_without_test_backends():
     """The feature schema follows the backend registry: keep it the library's own, whatever ran before."""
     from strategies.backends import base as backends_base
+    from strategies.backends.registry import all_backends
 
-    backends_base.all_backends()  # load the library's backends first
+    all_backends()  # load the library's backends first
     with pytest.MonkeyPatch.context() as mp:
         for name in TEST_ONLY_BACKENDS:
             if name in backends_base._BACKENDS:
@@ -345,7 +346,7 @@ def test_a_model_of_another_feature_schema_is_retrained_not_misused(tmp_path, fi
     with records.open_database(url) as db:
         db.save_cost_model(device_fingerprint=DEVICE.fingerprint, name="xgboost", payload=buf.getvalue(), n_trials=1)
         assert load_model(db, DEVICE.fingerprint) is None  # stale: treated as absent
-        ranker = ranker_for(db, DEVICE)  # ... so the ranker retrains from the records
+        ranker = for_device(db, DEVICE)  # ... so the device's model retrains from the records
         assert ranker.model.n_trials == len(load_dataset(db).candidates) > 0
 
 
@@ -354,55 +355,49 @@ def test_transfer_ranks_a_new_workloads_candidates_from_the_first_proposal(tmp_p
     new = ensemble(7)
     task = Task(Graph(new.n_features, (new,)))
     with records.open_database(url) as db:
-        ranker = ranker_for(db, DEVICE)  # trained on the other workloads' records, and saved
+        ranker = for_device(db, DEVICE)  # trained on the other workloads' records, and saved
         assert ranker.model.n_trials == 6 * 2 * 60
         assert load_model(db, DEVICE.fingerprint).n_trials == ranker.model.n_trials
         for batch in BATCHES:
             configs = list(TaskSpace((new,), batch, OPTIONS).enumerate())
             lat = np.array([true_latency(Candidate((new,), c, batch, DEVICE)) for c in configs])
-            pred = ranker.predict(task, configs, batch)
+            pred = ranker.predict([Candidate((new,), c, batch, DEVICE, task.workload_hash) for c in configs])
             assert rank_quality(pred, lat) >= 0.9
             # measuring the 5 ranked first finds the best program, or one within 1% of it (at batch 1 the
             # synthetic latencies of the ten best configs lie within 0.5% of each other)
             assert lat[np.argsort(pred, kind="stable")[:5]].min() <= 1.01 * lat.min()
         # the next session on the device starts from the saved model: nothing to retrain
-        again = ranker_for(db, DEVICE)
+        again = for_device(db, DEVICE)
         assert again.model.n_trials == ranker.model.n_trials
 
 
-def test_ranker_learns_from_rounds_and_persists(tmp_path):
+def test_device_cost_model_learns_from_rounds_and_persists(tmp_path):
     url = f"sqlite:///{tmp_path / 'rounds.db'}"
-
-    @dataclass
-    class Result:
-        status: str
-        median_s: float | None
-
-        @property
-        def ok(self) -> bool:
-            return self.status == "ok"
-
     op = ensemble(1)
     task = Task(Graph(op.n_features, (op,)))
     configs = list(TaskSpace((op,), 1024, OPTIONS).enumerate())
     with records.open_database(url) as db:
         db.register_device(DEVICE)
-        ranker = ranker_for(db, DEVICE, save_every=16, min_trials=8)
-        assert not ranker.model.n_trials
-        pred = ranker.predict(task, configs, 1024)  # nothing learned: the baseline, default config first
+        ranker = for_device(db, DEVICE, save_every=16, min_trials=8)
+        assert isinstance(ranker, DeviceCostModel) and not ranker.model.n_trials
+
+        def cands(cs):
+            return [Candidate((op,), c, 1024, DEVICE, task.workload_hash) for c in cs]
+
+        pred = ranker.predict(cands(configs))  # nothing learned: the baseline, default config first
         default = default_config((op,), 1024, threads=2)
         assert configs[int(np.argmin(pred))] == default
         for start in range(0, 24, 4):
             chunk = configs[start:start + 4]
-            results = [Result("ok", true_latency(Candidate((op,), c, 1024, DEVICE))) for c in chunk]
-            results[0] = Result("error", None)
-            ranker.observe(task, 1024, chunk, results)
+            latencies = [true_latency(Candidate((op,), c, 1024, DEVICE)) for c in chunk]
+            latencies[0] = float("nan")  # a failed trial: not learned from
+            ranker.update(cands(chunk), latencies)
         assert ranker.model.n_trials == 18
         assert load_workload_ir(db, task.workload_hash)[0].n_trees == op.n_trees
         assert load_model(db, DEVICE.fingerprint).n_trials == 12  # saved after 16 observed trials
         ranker.save()
         assert load_model(db, DEVICE.fingerprint).n_trials == 18
-        assert ranker.predict(task, configs[:3], 1024).shape == (3,)
+        assert ranker.predict(cands(configs[:3])).shape == (3,)
 
 
 def test_baseline_puts_the_default_first():

@@ -22,7 +22,7 @@ import strategies
 import tuner
 from strategies import reference
 from strategies.ir import content_hash, from_bytes, to_bytes
-from strategies.ir_expansions import Bucketize, Polynomial, Spline
+from strategies.ir.expansions import Bucketize, Polynomial, Spline
 from tolerances import assert_scores
 
 pytestmark = pytest.mark.filterwarnings("ignore:Bins whose width are too small", "ignore:Feature .* is constant",

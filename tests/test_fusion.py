@@ -42,7 +42,7 @@ import tuner
 from strategies import fusion, reference
 from strategies.head import UNKNOWN_CODE
 from strategies.ir import INPUT, Graph, Linear, TreeEnsemble
-from strategies.ir_columns import Lookup
+from strategies.ir.columns import Lookup
 from tolerances import assert_same_labels, assert_scores
 
 STRING_COLS = ["a", "b", "c"]
@@ -390,7 +390,7 @@ def test_one_hot_folds_into_logistic_regression(strings):
 
 @pytest.mark.slow
 def test_tvm_tir_serves_a_folded_pipeline_as_one_tiled_traversal_task():
-    from strategies.backends.base import get_backend
+    from strategies.backends.registry import get_backend
 
     reason = get_backend("tvm-tir").unavailable_reason()
     if reason:

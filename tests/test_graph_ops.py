@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from strategies import reference
-from strategies.backends.base import get_backend
+from strategies.backends.registry import get_backend
 from strategies.compile import CompiledTask, resolve_config
 from strategies.errors import InvalidConfigError
 from strategies.ir import (
@@ -35,7 +35,7 @@ from strategies.ir import (
     prune,
     to_bytes,
 )
-from strategies.ir_columns import Binarize, Concat, Constant, Gather, Indicator, Lookup
+from strategies.ir.columns import Binarize, Concat, Constant, Gather, Indicator, Lookup
 from tolerances import assert_scores
 
 NAN = float("nan")

@@ -611,5 +611,5 @@ def test_cli_lists_a_run_and_moves_it(db: Database, url: str, tmp_path: Path,
 def test_report_formatting() -> None:
     assert [format_seconds(s) for s in (None, 2.5, 1.5e-3, 1e-4, 3e-9)] == ["-", "2.5 s", "1.5 ms", "100 µs", "3 ns"]
     assert isa_summary(("avx2", "avx512f", "avx512bw", "fma")) == "avx2 fma avx512(2)"
-    table = cli.format_table(records.report.Table("T", ("a", "bb"), (("xxx", "y"),)))
+    table = records.report.format_table(records.report.Table("T", ("a", "bb"), (("xxx", "y"),)))
     assert table.splitlines() == ["T:", "  a    bb", "  ---  --", "  xxx  y"]

@@ -20,6 +20,7 @@ import fake_backends  # noqa: F401 - registers the "crashy" and "liar" backends 
 import records
 import strategies
 import tuner
+from cost_model import HeuristicCostModel
 from tuner.measure import MeasureSettings
 from tuner.search import SearchSettings
 from tuner.testing import FakeMeasurer
@@ -30,17 +31,15 @@ FAST = MeasureSettings(warmup=1, min_repeats=3, min_seconds=0.02, timeout_s=60, 
 REPO = Path(__file__).resolve().parents[1]
 
 
-class PreferBackend:
-    """A ranker that puts one backend first, so a test knows what gets measured."""
+class PreferBackend(HeuristicCostModel):
+    """A cost model that puts one backend first, so a test knows what gets measured."""
 
     def __init__(self, backend: str):
+        super().__init__()
         self.backend = backend
 
-    def predict(self, task, configs, batch):
-        return np.array([0.0 if c["backend"] == self.backend else 1.0 for c in configs])
-
-    def observe(self, *args):
-        pass
+    def predict(self, candidates):
+        return np.array([0.0 if c.config["backend"] == self.backend else 1.0 for c in candidates])
 
 
 def run_python(code: str, **env) -> str:
@@ -101,7 +100,7 @@ def test_a_crashing_candidate_is_an_error_trial_and_the_run_goes_on(tmp_path):
     db = f"sqlite:///{tmp_path / 'crash.db'}"
     model = ZOO["xgb_binary_nan"]()
     report = tuner.tune(model, db=db, batch_sizes=(64,), trials=5, progress=False, backends=("torch", "crashy"),
-                        ranker=PreferBackend("crashy"), measure_settings=FAST, settings=SearchSettings(per_round=2))
+                        cost_model=PreferBackend("crashy"), measure_settings=FAST, settings=SearchSettings(per_round=2))
     with records.open_database(db) as d:
         trials = d.trials()
     by_backend = {t.config["backend"]: t.status.value for t in trials}
@@ -116,7 +115,7 @@ def test_a_wrong_candidate_is_invalid_and_never_wins(tmp_path):
     db = f"sqlite:///{tmp_path / 'liar.db'}"
     model = ZOO["sk_gradient_boosting_clf"]()
     report = tuner.tune(model, db=db, batch_sizes=(64,), trials=6, progress=False, backends=("torch", "liar"),
-                        ranker=PreferBackend("liar"), measure_settings=FAST, settings=SearchSettings(per_round=3))
+                        cost_model=PreferBackend("liar"), measure_settings=FAST, settings=SearchSettings(per_round=3))
     with records.open_database(db) as d:
         trials = d.trials()
     liars = [t for t in trials if t.config["backend"] == "liar"]
@@ -193,7 +192,7 @@ def test_search_with_fake_measurer_finds_the_best_and_uses_the_budget(tmp_path):
 
 
 def test_suggested_configs_are_valid_configs_of_the_space():
-    from strategies.backends.base import all_backends
+    from strategies.backends.registry import all_backends
     from strategies.testing import random_ensemble
     from tuner.space import TaskSpace, config_key
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from strategies.errors import (
+from strategies.ground.errors import (
     ArtifactIntegrityError,
     InvalidConfigError,
     NotTunedError,
@@ -24,8 +24,8 @@ _LAZY = {
     "load_artifact": "api",
     "Predictor": "predictor",
     "tune": "tuning",
-    "load": "tuning",
-    "TuneReport": "tuning",
+    "load": "deploy",
+    "TuneReport": "report",
 }
 
 __all__ = [

@@ -9,7 +9,8 @@ import strategies
 from strategies.compile import CompiledTask, resolve_config
 
 from .partition import main_task_index, side_config, tasks_for_backend
-from .predictor import Plan, Predictor
+from .plan import Plan
+from .predictor import Predictor
 
 
 def compile(  # noqa: A001 - the public name the design fixes
@@ -55,7 +56,5 @@ def load_artifact(path: str | Path) -> Predictor:
 
     Artifacts contain compiled code: only load files from a trusted source.
     """
-    from .artifact import load_artifact_bytes
-
     p = Path(path)
-    return load_artifact_bytes(p.read_bytes(), what=str(p))
+    return Predictor.from_artifact(p.read_bytes(), what=str(p))

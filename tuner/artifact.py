@@ -25,20 +25,23 @@ import zipfile
 from pathlib import Path
 from typing import Any, Sequence
 
-from strategies.backends.base import get_backend
+from strategies.backends.registry import get_backend
 from strategies.compile import CompiledTask
-from strategies.errors import ArtifactIntegrityError
-from strategies.ir import Graph, Op, as_graph, from_bytes, to_bytes
+from strategies.ground.errors import ArtifactIntegrityError
+from strategies.ir import Graph, Op, as_graph, content_hash, from_bytes, to_bytes
 from strategies.model import ConvertedModel
 
 from .partition import task_hash
-
-from .predictor import Plan, Predictor
+from .plan import Plan
 
 log = logging.getLogger(__name__)
 
 FORMAT = "tunebird-artifact"
-FORMAT_VERSION = 2  # 2: model artifacts hold each task's graph (1: a slice of the model's chain)
+# 3: a task graph equal to the model's graph is not stored twice ("graph": "model"); identical graphs
+#    share one file.  2: model artifacts hold each task's graph.  1: a slice of the model's chain.
+FORMAT_VERSION = 3
+MODEL_GRAPH = "model"
+ARTIFACT_FORMAT = "tunebird-task"  # the records artifact store's format name of task artifacts
 
 
 def _digest(files: dict[str, str]) -> str:
@@ -49,7 +52,7 @@ def _digest(files: dict[str, str]) -> str:
 
 
 def _device_json() -> dict[str, Any]:
-    from .device import current_device
+    from strategies.ground.device import current_device
 
     return current_device().to_dict()
 
@@ -124,7 +127,7 @@ def _task_files(task: CompiledTask, prefix: str, tmp: Path) -> tuple[dict[str, A
             files[f"{d.name}/{f.name}"] = f.read_bytes()
             names.append(f.name)
         progs[out] = {"dir": d.name, "files": names, "meta": meta}
-    return {"config": task.config, "programs": progs, "ops_hash": task_hash(task.graph)}, files
+    return {"config": dict(task.config), "programs": progs, "ops_hash": task_hash(task.graph)}, files
 
 
 def _load_task(info: dict[str, Any], payload: dict[str, bytes], graph: Graph | Sequence[Op], workdir: Path,
@@ -163,46 +166,59 @@ def load_task_artifact(data: bytes, graph: Graph | Sequence[Op], *, expected_sha
 # --------------------------------------------------------------------------- whole predictors
 
 
-def artifact_bytes(pred: Predictor) -> bytes:
-    """Serialise a predictor (building first the programs its methods need)."""
-    pred.warm_up()
-    files: dict[str, bytes] = {"model.ir": pred.model.to_bytes()}
-    plans = []
+def model_artifact_bytes(model: ConvertedModel, plans: Sequence[Plan], *, tuned: bool) -> bytes:
+    """A model and its plans (their programs built) as model-artifact bytes."""
+    files: dict[str, bytes] = {"model.ir": model.to_bytes()}
+    graph_files = {content_hash(model.graph): MODEL_GRAPH}
+    plan_infos = []
     with tempfile.TemporaryDirectory(prefix="tunebird-save-") as tmp:
-        for p, plan in enumerate(pred.plans):
+        for p, plan in enumerate(plans):
             tasks = []
             for t, task in enumerate(plan.tasks):
                 info, task_files = _task_files(task, f"p{p}t{t}", Path(tmp))
-                info["graph"] = f"p{p}t{t}.ir"
-                files[info["graph"]] = to_bytes(task.graph)
+                h = content_hash(task.graph)
+                if h not in graph_files:
+                    graph_files[h] = f"p{p}t{t}.ir"
+                    files[graph_files[h]] = to_bytes(task.graph)
+                info["graph"] = graph_files[h]
                 files.update(task_files)
                 tasks.append(info)
-            plans.append({"tuned_batch": plan.tuned_batch, "tasks": tasks})
+            plan_infos.append({"tuned_batch": plan.tuned_batch, "tasks": tasks})
     meta = {
-        "model": {"source": pred.model.source, "hash": pred.model.content_hash(), "methods": list(pred.methods)},
-        "tuned": pred.tuned, "plans": plans,
+        "model": {"source": model.source, "hash": model.content_hash(), "methods": list(model.head.methods)},
+        "tuned": tuned, "plans": plan_infos,
     }
     return _pack("model", meta, files)
 
 
-def _task_graph(info: dict[str, Any], payload: dict[str, bytes], model: ConvertedModel) -> Graph:
+def _task_graph(info: dict[str, Any], payload: dict[str, bytes], model: ConvertedModel,
+                cache: dict[str, Graph]) -> Graph:
+    name = info.get("graph")
+    if name == MODEL_GRAPH:
+        return model.graph
+    if name in cache:
+        return cache[name]
     if "graph" in info:
         graph = from_bytes(payload[info["graph"]])
         if not isinstance(graph, Graph):
             raise ArtifactIntegrityError(f"payload {info['graph']} is not a task graph")
+        cache[name] = graph
         return graph
     start, stop = info["ops"]  # format version 1: a slice of the model's chain
     return as_graph(model.graph.ops[start:stop])
 
 
-def save_predictor(pred: Predictor, path: str | Path) -> str:
-    data = artifact_bytes(pred)
+def write_model_artifact(path: str | Path, model: ConvertedModel, plans: Sequence[Plan], *, tuned: bool) -> str:
+    """Write a model artifact file; returns its SHA-256."""
+    data = model_artifact_bytes(model, plans, tuned=tuned)
     Path(path).write_bytes(data)
     return hashlib.sha256(data).hexdigest()
 
 
-def load_artifact_bytes(data: bytes, *, expected_sha256: str | None = None, what: str = "artifact") -> Predictor:
-    """Rebuild a predictor from model-artifact bytes, checking every payload hash first."""
+def read_model_artifact(data: bytes, *, expected_sha256: str | None = None,
+                        what: str = "artifact") -> tuple[ConvertedModel, list[Plan], bool]:
+    """The model, its plans (programs loaded) and whether it was tuned, from model-artifact bytes;
+    every payload hash is checked first."""
     manifest, payload = _unpack(data, what, expected_sha256)
     if manifest.get("kind", "model") != "model":
         raise ArtifactIntegrityError(f"{what}: a {manifest.get('kind')!r} artifact, expected a model artifact")
@@ -210,11 +226,12 @@ def load_artifact_bytes(data: bytes, *, expected_sha256: str | None = None, what
     if model.content_hash() != manifest["model"]["hash"]:
         raise ArtifactIntegrityError(f"{what}: model IR hash does not match the manifest")
     # Programs are loaded into memory (dlopen, TorchScript, AOTI) before the files are removed.
+    graphs: dict[str, Graph] = {}
     with tempfile.TemporaryDirectory(prefix="tunebird-artifact-") as tmp:
         plans = []
         for plan in manifest["plans"]:
-            tasks = tuple(_load_task(info, payload, _task_graph(info, payload, model), Path(tmp), what)
+            tasks = tuple(_load_task(info, payload, _task_graph(info, payload, model, graphs), Path(tmp), what)
                           for info in plan["tasks"])
             plans.append(Plan(tasks, plan.get("tuned_batch")))
     log.debug("loaded %s (%d plans) built on %s", what, len(plans), manifest.get("device", {}).get("cpu_model"))
-    return Predictor(model, plans, tuned=bool(manifest.get("tuned")), origin="artifact")
+    return model, plans, bool(manifest.get("tuned"))

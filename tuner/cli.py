@@ -8,10 +8,12 @@ return the exit status.  The CLI prints; the libraries it calls only log.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import warnings
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 from strategies.errors import TunebirdError
 
@@ -20,19 +22,6 @@ if TYPE_CHECKING:
     from records.report import Table
 
 DB_HELP = "tuning log: a SQLite path or SQLAlchemy URL (default: $TUNEBIRD_DB or ./tunebird.db)"
-
-
-def format_table(table: Table) -> str:
-    """``table`` as aligned text under its title (``(none)`` when it has no rows)."""
-    lines = [f"{table.title}:"]
-    if not table.rows:
-        return "\n".join([*lines, "  (none)"])
-    widths = [max(len(r[i]) for r in (table.header, *table.rows)) for i in range(len(table.header))]
-    for i, row in enumerate((table.header, *table.rows)):
-        lines.append("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
-        if i == 0:
-            lines.append("  " + "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 def _open(db: str | None, **options: Any) -> Database:
@@ -45,7 +34,7 @@ def _open(db: str | None, **options: Any) -> Database:
 
 
 def _records_list(args: argparse.Namespace) -> int:
-    from records.report import summary_tables
+    from records.report import format_table, summary_tables
 
     with _open(args.db, create=False) as db:
         print(f"Tuning log: {db.url}\n")
@@ -202,6 +191,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _terminal(verbose: bool) -> Iterator[None]:
+    """What reaches the terminal: tunebird's own warnings and log lines; third-party warnings and the
+    compilers' log lines (logged at DEBUG by ``strategies.ground.quiet`` and the measurement worker) only
+    with ``-v``.  Restored on return (``main`` may be called in-process, as the tests do)."""
+    noisy = [logging.getLogger(n) for n in ("tunebird.thirdparty", "tuner.measure.worker")]
+    levels = [lg.level for lg in noisy]
+    with warnings.catch_warnings():
+        if verbose:
+            for lg in noisy:
+                lg.setLevel(logging.DEBUG)
+        else:
+            warnings.filterwarnings("ignore")
+            warnings.filterwarnings("default", module=r"(tuner|strategies|records|cost_model|bench)(\.|$)")
+        try:
+            yield
+        finally:
+            for lg, level in zip(noisy, levels):
+                lg.setLevel(level)
+
+
 def _user_error(exc: Exception) -> bool:
     return isinstance(exc, (TunebirdError, OSError, ValueError)) or type(exc).__module__.startswith("sqlalchemy")
 
@@ -213,6 +223,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.basicConfig(
             level=logging.INFO if args.verbose else logging.WARNING, format="tunebird: %(levelname)s: %(message)s"
         )
+    with _terminal(args.verbose):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.handler(args))
     except Exception as exc:

@@ -55,7 +55,7 @@ def _tune(args: argparse.Namespace) -> int:
     import tuner
     from records.report import describe_config
 
-    from .cli import format_table
+    from records.report import format_table
     from records.report import Table
 
     conv = strategies.convert(args.model)
@@ -147,7 +147,7 @@ def _bench(args: argparse.Namespace) -> int:
     import strategies
     from records.report import Table
 
-    from .cli import format_table
+    from records.report import format_table
     from .timing import METHODOLOGY
 
     native = strategies.load_model(args.model)

@@ -51,7 +51,7 @@ def compare(model_path: Path, X_path: Path) -> None:
     import strategies
     import tuner
     from records.report import Table
-    from tuner.cli import format_table
+    from records.report import format_table
     from tuner.cli_tune import bench_rows
     from tuner.timing import METHODOLOGY
 

@@ -14,12 +14,14 @@ candidate.
 
 from __future__ import annotations
 
+import collections
 import logging
 import math
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass
@@ -31,12 +33,9 @@ import numpy as np
 from strategies import reference
 from strategies.ir import Graph, Op, as_graph, content_hash, from_bytes, to_bytes
 
+from .checks import VALID_RTOL, check_outputs  # noqa: F401  - re-exported
+
 log = logging.getLogger(__name__)
-
-# Scores within this relative tolerance of the reference (scaled by the output's magnitude) are valid:
-# the same bound the conformance tests state for float32 backends.
-VALID_RTOL = 1e-5
-
 
 @dataclass(frozen=True)
 class MeasureResult:
@@ -88,20 +87,6 @@ def make_task_inputs(task: Graph | Sequence[Op], X: np.ndarray, batch_size: int,
     return TaskInputs(key, batches, v, output)
 
 
-def check_outputs(got: np.ndarray, want: np.ndarray, rtol: float = VALID_RTOL) -> str | None:
-    """None when ``got`` matches ``want``; otherwise a short description of the mismatch."""
-    got = np.asarray(got, dtype=np.float64)
-    if got.shape != want.shape:
-        return f"output shape {got.shape}, expected {want.shape}"
-    finite = np.abs(want[np.isfinite(want)])
-    scale = max(1.0, float(finite.max()) if finite.size else 1.0)
-    bad = ~(np.isclose(got, want, rtol=rtol, atol=rtol * scale) | (np.isnan(got) & np.isnan(want)))
-    if bad.any():
-        i = np.flatnonzero(bad.reshape(-1))[0]
-        return f"{int(bad.sum())} of {bad.size} outputs differ from the reference, first {got.reshape(-1)[i]!r} vs {want.reshape(-1)[i]!r}"
-    return None
-
-
 # --------------------------------------------------------------------------- worker side
 
 
@@ -127,11 +112,28 @@ def _worker_main(conn: Any, preload: tuple[str, ...]) -> None:
             inputs[key] = (batches, expected, output)
             conn.send(("ok",))
             continue
+        if kind == "build":
+            _, graph_bytes, config, outputs = msg
+            try:
+                conn.send(("built", _build_artifact(CompiledTask, graph_bytes, config, outputs)))
+            except Exception:  # noqa: BLE001 - a failed build is reported, not raised
+                conn.send(("failed", traceback.format_exc(limit=6)[-2000:]))
+            continue
         _, ops_bytes, config, key, settings, cutoff_s = msg
         try:
             conn.send(("result", _run_trial(CompiledTask, ops_bytes, config, inputs[key], settings, cutoff_s)))
         except Exception:  # noqa: BLE001 - any failure of a candidate is a result
             conn.send(("result", MeasureResult("error", error=traceback.format_exc(limit=6)[-2000:])))
+
+
+def _build_artifact(compiled_task: Any, graph_bytes: bytes, config: Mapping[str, Any], outputs: Sequence[str]) -> bytes:
+    from .artifact import task_artifact_bytes
+
+    graph = from_bytes(graph_bytes)
+    task = compiled_task(graph if isinstance(graph, Graph) else tuple(graph), config)
+    for out in outputs:
+        task.program(out)
+    return task_artifact_bytes(task)
 
 
 def _run_trial(compiled_task: Any, ops_bytes: bytes, config: Mapping[str, Any], inp: Any,
@@ -196,7 +198,13 @@ class Measurer:
         cmd = [sys.executable, "-m", "tuner.measure", str(child.fileno()), *self.settings.preload]
         # the worker imports what this process can import (tests add their folder to sys.path)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-        self._proc = subprocess.Popen(cmd, pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, env=env)
+        # the worker's stderr (compilers' C++ log lines, third-party warnings) goes to this module's
+        # logger at DEBUG: shown with ``tunebird -v``, never on a user's terminal otherwise
+        self._proc = subprocess.Popen(cmd, pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, env=env,
+                                      stderr=subprocess.PIPE)
+        self._stderr_tail: collections.deque[str] = collections.deque(maxlen=5)
+        threading.Thread(target=_forward_stderr, args=(self._proc.stderr, self._stderr_tail), daemon=True,
+                         name="tunebird-worker-stderr").start()
         child.close()
         self._conn = Connection(parent.detach())
         self._inputs_key = None
@@ -210,6 +218,10 @@ class Measurer:
         self._proc = self._conn = None
         self._inputs_key = None
 
+    def _last_words(self) -> str:
+        tail = list(getattr(self, "_stderr_tail", ()))
+        return ("; its last output: " + " | ".join(tail[-3:]))[:600] if tail else ""
+
     def close(self) -> None:
         """Stop the worker (politely, then by force)."""
         if self._proc is not None and self._proc.poll() is None and self._conn is not None:
@@ -220,14 +232,39 @@ class Measurer:
                 pass
         self._kill()
 
-    def _ensure(self, inputs: TaskInputs) -> None:
+    def _ensure(self, inputs: TaskInputs | None, timeout: float) -> None:
         if self._proc is None or self._proc.poll() is not None:
             self._kill()
             self._start()
-        if self._inputs_key != inputs.key:
+        if inputs is not None and self._inputs_key != inputs.key:
             self._conn.send(("inputs", inputs.key, inputs.batches, inputs.expected, inputs.output))
-            self._recv(self.settings.timeout_s)
+            self._recv(timeout)
             self._inputs_key = inputs.key
+
+    def build(self, task: Graph | Sequence[Op], config: Mapping[str, Any], outputs: Sequence[str], *,
+              timeout_s: float | None = None) -> bytes:
+        """Build ``config``'s programs for ``outputs`` in the worker and return them as task-artifact bytes.
+
+        Raises:
+            TimeoutError: not built within ``timeout_s`` (the worker is killed).
+            RuntimeError: the build failed or the worker died (the message says how).
+        """
+        timeout = self.settings.timeout_s if timeout_s is None else timeout_s
+        try:
+            self._ensure(None, timeout)
+            self._conn.send(("build", to_bytes(as_graph(task)), dict(config), tuple(outputs)))
+            kind, payload = self._recv(timeout)
+        except TimeoutError:
+            self._kill()
+            raise TimeoutError(f"build not done within {timeout:.0f} s; worker killed") from None
+        except (EOFError, OSError) as e:
+            code = self._proc.wait(10) if self._proc is not None else None
+            self._kill()
+            raise RuntimeError(f"worker process died while building (exit code {code}): {type(e).__name__}"
+                               + self._last_words()) from None
+        if kind != "built":
+            raise RuntimeError(f"build failed: {payload}")
+        return payload
 
     def _recv(self, timeout: float) -> Any:
         if not self._conn.poll(timeout):
@@ -235,25 +272,40 @@ class Measurer:
         return self._conn.recv()
 
     def measure(self, task: Graph | Sequence[Op], config: Mapping[str, Any], inputs: TaskInputs, *,
-                best_s: float | None = None) -> MeasureResult:
+                best_s: float | None = None, timeout_s: float | None = None) -> MeasureResult:
         """Build, validate and time ``config`` for the task (its graph, or a chain of ops); never raises
         for a bad candidate.
 
         ``best_s``: the best latency known for this task and batch; a candidate far slower
-        (``settings.hopeless_ratio``) is timed by a single call.
+        (``settings.hopeless_ratio``) is timed by a single call.  ``timeout_s`` shortens the
+        settings' timeout (a run's deadline): the worker is killed when it passes.
         """
         cutoff = best_s * self.settings.hopeless_ratio if best_s and math.isfinite(best_s) else None
+        timeout = self.settings.timeout_s if timeout_s is None else min(self.settings.timeout_s, timeout_s)
         try:
-            self._ensure(inputs)
+            self._ensure(inputs, timeout)
             self._conn.send(("trial", to_bytes(as_graph(task)), dict(config), inputs.key, self.settings, cutoff))
-            return self._recv(self.settings.timeout_s)[1]
+            return self._recv(timeout)[1]
         except TimeoutError:
             self._kill()
-            return MeasureResult("timeout", error=f"no result within {self.settings.timeout_s:.0f} s; worker killed")
+            return MeasureResult("timeout", error=f"no result within {timeout:.0f} s; worker killed")
         except (EOFError, OSError) as e:
             code = self._proc.wait(10) if self._proc is not None else None
             self._kill()
-            return MeasureResult("error", error=f"worker process died (exit code {code}): {type(e).__name__}")
+            return MeasureResult("error", error=f"worker process died (exit code {code}): {type(e).__name__}"
+                                               + self._last_words())
+
+
+def _forward_stderr(stream: Any, tail: "collections.deque[str]") -> None:
+    worker_log = logging.getLogger(__name__ + ".worker")
+    try:
+        for line in iter(stream.readline, b""):
+            text = line.decode(errors="replace").rstrip()
+            if text:
+                tail.append(text)
+                worker_log.debug("%s", text)
+    except (OSError, ValueError):  # the pipe closed with the worker
+        pass
 
 
 if __name__ == "__main__":

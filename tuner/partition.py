@@ -17,9 +17,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from strategies.backends.base import get_backend
+from strategies.backends.registry import get_backend
 from strategies.ir import INPUT, Graph, Node, Op, content_hash
-from strategies.torch_ops import main_op_index
+from strategies.ir import main_op_index
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ def verified(partitions: list[list[Task]], graph: Graph, X: np.ndarray, rows: in
     ``X``, give what ``graph`` gives (the check every fusion rewrite passes before it counts)."""
     from strategies import reference
 
-    from .measure import check_outputs
+    from .checks import check_outputs
 
     x = X[:rows]
     want = reference.evaluate(graph, x)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import logging
 import math
-from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -14,18 +13,9 @@ from strategies.compile import CompiledTask
 from strategies.inputs import as_2d_float
 from strategies.model import ConvertedModel
 
+from .plan import Plan
+
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Plan:
-    """Compiled tasks covering the graph's ops in order; ``tuned_batch`` is the batch size it was chosen for."""
-
-    tasks: tuple[CompiledTask, ...]
-    tuned_batch: int | None = None
-
-    def configs(self) -> list[dict[str, Any]]:
-        return [t.config for t in self.tasks]
 
 
 class _Method:
@@ -124,9 +114,18 @@ class Predictor:
 
     def save(self, path: str) -> str:
         """Write a self-contained artifact file (see ``tuner.artifact``); returns its SHA-256."""
-        from .artifact import save_predictor
+        from .artifact import write_model_artifact
 
-        return save_predictor(self, path)
+        self.warm_up()
+        return write_model_artifact(path, self.model, self.plans, tuned=self.tuned)
+
+    @classmethod
+    def from_artifact(cls, data: bytes, *, expected_sha256: str | None = None, what: str = "artifact") -> "Predictor":
+        """The predictor in model-artifact bytes (every payload's SHA-256 checked before any code loads)."""
+        from .artifact import read_model_artifact
+
+        model, plans, tuned = read_model_artifact(data, expected_sha256=expected_sha256, what=what)
+        return cls(model, plans, tuned=tuned, origin="artifact")
 
 
 def _chunked(task: CompiledTask, x: np.ndarray, output: str) -> np.ndarray:

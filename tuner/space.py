@@ -13,25 +13,31 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping, Sequence
 
-from strategies.backends._tvm_runtime import usable_cores
-from strategies.backends.base import all_backends
-from strategies.base import strategies_for
+from strategies.ground.device import usable_cores
+from strategies.backends.registry import all_backends
+from strategies.registry import strategies_for
 from strategies.compile import resolve_config
-from strategies.errors import InvalidConfigError
+from strategies.ground.config import Config
+from strategies.ground.errors import InvalidConfigError
 from strategies.ir import Graph, Op, as_graph
-from strategies.torch_ops import main_op_index
+from strategies.ir import main_op_index
 
 CHUNKS = (256, 1024, 4096, 16384, 65536)
 
 
 @dataclass(frozen=True)
 class SpaceOptions:
-    """Limits on the space: which backends, thread counts and MetaSchedule budgets to consider."""
+    """Limits on the space: which backends, thread counts and knob values to consider."""
 
     backends: tuple[str, ...] | None = None  # None: every available backend
     threads: tuple[int, ...] | None = None  # None: 1 and every power of two up to the core count
-    max_ms_trials: int = 0  # MetaSchedule tuning inside a candidate costs minutes; off unless asked
     exclude_backends: tuple[str, ...] = ()
+    # per knob name, the largest value to search: widens (or narrows) the knob's declared ``searched``
+    # values, e.g. ``(("ms_trials", 64),)`` to let candidates run MetaSchedule
+    knob_limits: tuple[tuple[str, Any], ...] = ()
+
+    def limit(self, knob: str) -> Any:
+        return dict(self.knob_limits).get(knob)
 
 
 def thread_options(opts: SpaceOptions) -> tuple[int, ...]:
@@ -88,19 +94,16 @@ class TaskSpace:
     # ---- declarative view (what optuna and the cost model read)
     def dimensions(self, strategy: str, backend: str) -> list[Dimension]:
         strat, _ = self.strategies[strategy]
-        dims = [Dimension(k.name, k.values) for k in strat.knobs]
+        dims = [Dimension(k.name, k.search_values(self.options.limit(k.name))) for k in strat.knobs]
         for k in all_backends()[backend].knobs:
-            values = k.values
-            if k.name == "ms_trials":
-                values = tuple(v for v in values if v <= self.options.max_ms_trials)
-            dims.append(Dimension(k.name, values))
+            dims.append(Dimension(k.name, k.search_values(self.options.limit(k.name))))
         dims.append(Dimension("threads", thread_options(self.options)))
         dims.append(Dimension("batch_size", chunk_options(self.batch)))
         if not self.graph.post_transform.is_identity:
             dims.append(Dimension("fuse_post", (True, False)))
         return dims
 
-    def make_config(self, strategy: str, backend: str, values: Mapping[str, Any]) -> dict[str, Any] | None:
+    def make_config(self, strategy: str, backend: str, values: Mapping[str, Any]) -> Config | None:
         """The resolved config for these choices, or None when a rule prunes it."""
         top = {"threads", "batch_size", "fuse_post"}
         given = {
@@ -118,7 +121,51 @@ class TaskSpace:
             return None
         return cfg
 
-    def suggested(self) -> list[dict[str, Any]]:
+    def values_of(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """A config's value of every dimension (knobs, threads, chunk size, fusion) by name."""
+        return {**dict(config["knobs"]), "threads": config["threads"], "batch_size": config["batch_size"],
+                "fuse_post": config["fuse_post"]}
+
+    def sample(self, rng: Any, tries: int = 16) -> Config | None:
+        """A config drawn at random: a strategy/backend pair uniformly, then each dimension's value uniformly
+        (redrawn up to ``tries`` times when a rule prunes the draw, so constrained pairs are not starved);
+        None when every draw was pruned."""
+        if not self.strategies:
+            return None
+        pairs = [(s, b) for s, (_, bs) in self.strategies.items() for b in bs]
+        strategy, backend = pairs[int(rng.integers(len(pairs)))]
+        dims = self.dimensions(strategy, backend)
+        for _ in range(tries):
+            values = {d.name: d.values[int(rng.integers(len(d.values)))] for d in dims}
+            cfg = self.make_config(strategy, backend, values)
+            if cfg is not None:
+                return cfg
+        return None
+
+    def mutate(self, config: Mapping[str, Any], rng: Any) -> Config | None:
+        """``config`` with one dimension changed at random (or its strategy/backend pair, keeping the values
+        that still apply); None when the result is pruned."""
+        strategy, backend = config["strategy"], config["backend"]
+        if strategy not in self.strategies:
+            return None
+        values = self.values_of(config)
+        dims = [d for d in self.dimensions(strategy, backend) if len(d.values) > 1]
+        pairs = [(s, b) for s, (_, bs) in self.strategies.items() for b in bs if (s, b) != (strategy, backend)]
+        if pairs and (not dims or rng.random() < 1.0 / (len(dims) + 1)):
+            strategy, backend = pairs[int(rng.integers(len(pairs)))]
+            kept = {}
+            for d in self.dimensions(strategy, backend):
+                v = values.get(d.name)
+                kept[d.name] = v if v in d.values else d.values[int(rng.integers(len(d.values)))]
+            return self.make_config(strategy, backend, kept)
+        if not dims:
+            return None
+        d = dims[int(rng.integers(len(dims)))]
+        others = [v for v in d.values if v != values.get(d.name)]
+        values[d.name] = others[int(rng.integers(len(others)))]
+        return self.make_config(strategy, backend, {k: values[k] for k in (x.name for x in self.dimensions(strategy, backend)) if k in values})
+
+    def suggested(self) -> list[Config]:
         """The strategies' expert starting points (``Strategy.suggestions``) as configs of this space:
         every thread and a chunk of the whole batch (capped at 16384 rows) from 64 rows up, one thread below."""
         threads = thread_options(self.options)
@@ -134,7 +181,7 @@ class TaskSpace:
                         out.append(cfg)
         return out
 
-    def adapt(self, config: Mapping[str, Any]) -> dict[str, Any] | None:
+    def adapt(self, config: Mapping[str, Any]) -> Config | None:
         """A config tuned for another batch size as a config of this space (its chunk size capped at
         this batch), or None when it does not fit here."""
         strategy, backend = config.get("strategy"), config.get("backend")
@@ -149,7 +196,7 @@ class TaskSpace:
             values["fuse_post"] = config["fuse_post"]
         return self.make_config(strategy, backend, values)
 
-    def enumerate(self) -> Iterator[dict[str, Any]]:
+    def enumerate(self) -> Iterator[Config]:
         """Every valid config (the grid); sizes are small enough to list for tree tasks."""
         for strategy, (_, backends) in self.strategies.items():
             for backend in backends:
@@ -170,12 +217,9 @@ class TaskSpace:
         return total
 
 
-def config_key(config: Mapping[str, Any]) -> tuple:
-    """Hashable identity of a config (for de-duplicating proposals)."""
-    return (
-        config["strategy"], config["backend"], config["threads"], config["batch_size"], config["fuse_post"],
-        tuple(sorted(config["knobs"].items())),
-    )
+def config_key(config: Mapping[str, Any]) -> str:
+    """A config's identity (:attr:`Config.key`, the SHA-256 the records database keys trials by)."""
+    return Config.from_json(config).key
 
 
 def spaces_for(task: Graph | Sequence[Op], batches: Sequence[int], options: SpaceOptions | None = None) -> list[TaskSpace]:

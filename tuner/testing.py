@@ -31,7 +31,7 @@ class FakeMeasurer:
         self.calls: list[tuple[dict[str, Any], int]] = []
 
     def measure(self, ops: Sequence[Any], config: Mapping[str, Any], inputs: TaskInputs, *,
-                best_s: float | None = None) -> MeasureResult:
+                best_s: float | None = None, timeout_s: float | None = None) -> MeasureResult:
         batch = len(inputs.batches[0])
         self.calls.append((dict(config), batch))
         if self.delay_s:

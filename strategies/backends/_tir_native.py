@@ -478,9 +478,19 @@ def _dtype_fields(dtype: np.dtype) -> tuple[int, int]:
     return code, dtype.itemsize * 8
 
 
-def _aligned_copy(a: np.ndarray) -> np.ndarray:
-    from ._tvm_runtime import aligned_empty
+ALIGNMENT = 64  # TVM's generated code assumes 64-byte aligned buffers (Relax VM inputs are checked)
 
+
+def aligned_empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """An uninitialised C-contiguous array whose data starts on a 64-byte boundary."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    buf = np.empty(nbytes + ALIGNMENT, np.uint8)
+    off = (-buf.ctypes.data) % ALIGNMENT
+    return buf[off : off + nbytes].view(dtype).reshape(shape)
+
+
+def _aligned_copy(a: np.ndarray) -> np.ndarray:
     out = aligned_empty(a.shape, a.dtype)  # as tvm.runtime.tensor() would allocate it
     out[...] = a
     return out

@@ -38,7 +38,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 _SHARE_ALL_CORES = -3  # ThreadGroup::kSpecifyThreadShareAllCore
-ALIGNMENT = 64  # TVM's generated code assumes 64-byte aligned buffers (Relax VM inputs are checked)
+from ._tir_native import ALIGNMENT, aligned_empty  # noqa: E402,F401  - re-exported
 
 
 def usable_cpus() -> list[int]:
@@ -131,15 +131,6 @@ def _helper_thread():
         "multi-threaded TVM calls from it run on a helper thread (~50 us extra per call)"
     )
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="tunebird-tvm")
-
-
-def aligned_empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
-    """An uninitialised C-contiguous array whose data starts on a 64-byte boundary."""
-    dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape)) * dtype.itemsize
-    buf = np.empty(nbytes + ALIGNMENT, np.uint8)
-    off = (-buf.ctypes.data) % ALIGNMENT
-    return buf[off : off + nbytes].view(dtype).reshape(shape)
 
 
 def as_aligned(x: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Mapping, Sequence
 import numpy as np
 
 from ..base import Knob
-from ..errors import InvalidConfigError
+from ..ground.errors import InvalidConfigError
 from ..ir import Graph, Op, as_graph
 
 
@@ -106,23 +106,6 @@ _BACKENDS: dict[str, type[Backend]] = {}
 def register_backend(cls: type[Backend]) -> type[Backend]:
     _BACKENDS[cls.name] = cls
     return cls
-
-
-def _load_all() -> None:
-    from . import torch_backends, tvm_relax, tvm_tir  # noqa: F401
-
-
-def get_backend(name: str) -> type[Backend]:
-    _load_all()
-    cls = _BACKENDS.get(name)
-    if cls is None:
-        raise InvalidConfigError(f"unknown backend {name!r}; expected one of {sorted(_BACKENDS)}")
-    return cls
-
-
-def all_backends() -> dict[str, type[Backend]]:
-    _load_all()
-    return dict(_BACKENDS)
 
 
 def write_json(path: Path, data: Any) -> None:

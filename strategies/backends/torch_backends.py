@@ -11,7 +11,8 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 import torch
 
-from ..torch_ops import TaskModule, build_task_module
+from ..task_module import build_task_module
+from ..torch_ops import TaskModule
 from .base import Backend, BuildRequest, Program, register_backend
 
 log = logging.getLogger(__name__)

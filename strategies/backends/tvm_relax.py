@@ -18,7 +18,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..base import Knob
-from ..torch_ops import build_task_module
+from ..task_module import build_task_module
 from . import _tvm_runtime
 from .base import Backend, BuildRequest, Program, check_ops, register_backend
 from .torch_backends import TORCH_OPS, example_input, export_dynamic, input_dtype_of
@@ -92,7 +92,8 @@ class TvmBackend(Backend):
     name = "tvm"
     family = "torch"
     serves = TORCH_OPS
-    knobs = (Knob("ms_trials", (0, 8, 64, 512), 0, "MetaSchedule trials per task (0: untuned)"),)
+    # MetaSchedule tuning inside one candidate costs minutes: searched only when asked for
+    knobs = (Knob("ms_trials", (0, 8, 64, 512), 0, "MetaSchedule trials per task (0: untuned)", searched=(0,)),)
 
     def build(self, request: BuildRequest) -> Program:
         import torch

@@ -122,6 +122,8 @@ class Gemm(Strategy):
     """Three batched matrix products per group of trees (Hummingbird's GEMM strategy)."""
 
     name = "gemm"
+    default_batch = 1024
+    work_estimate = ("an.gemm_macs", "an.gemm_bytes")
     op_kind = "tree_ensemble"
     family = "torch"
     knobs = (

@@ -43,6 +43,7 @@ class TiledTraversal(Strategy):
     """Treebeard-style tiled tree walks, generated as TensorIR for the ``tvm-tir`` backend."""
 
     name = "tiled_traversal"
+    default_batch = 65536
     op_kind = "tree_ensemble"
     family = "tir"
     knobs = (

@@ -97,6 +97,8 @@ class TreeTraversal(Strategy):
     """Iterative gather over (feature, threshold, true/false child) arrays, ``depth`` steps."""
 
     name = "tree_traversal"
+    default_batch = 4096
+    work_estimate = ("an.visits_padded", "an.model_bytes")
     op_kind = "tree_ensemble"
     family = "torch"
     knobs = (X_LAYOUT,)
@@ -111,6 +113,8 @@ class PerfectTreeTraversal(Strategy):
     """Trees padded to perfect trees; the walk is index arithmetic ``2i + 2 - P``."""
 
     name = "perfect_tree_traversal"
+    default_batch = 4096
+    work_estimate = ("an.visits_padded", "an.perfect_bytes")
     op_kind = "tree_ensemble"
     family = "torch"
     knobs = (X_LAYOUT,)

@@ -47,8 +47,6 @@ _TREES = {
     **dict.fromkeys(["RandomForestClassifier", "RandomForestRegressor", "ExtraTreesClassifier",
                      "ExtraTreesRegressor"], _trees._forest),
     **dict.fromkeys(["GradientBoostingClassifier", "GradientBoostingRegressor"], _trees._gradient_boosting),
-    **dict.fromkeys(["HistGradientBoostingClassifier", "HistGradientBoostingRegressor"],
-                    _trees._hist_gradient_boosting),
     "IsolationForest": _trees._isolation_forest,
 }
 _LINEAR = {
@@ -63,6 +61,9 @@ _LINEAR = {
 }
 STEPS: dict[str, Converter] = {
     **{name: legacy(fn) for name, fn in {**_TREES, **_LINEAR}.items()},
+    # inf is refused in the categorical columns only, as scikit-learn does: a graph converter
+    **dict.fromkeys(["HistGradientBoostingClassifier", "HistGradientBoostingRegressor"],
+                    _trees.hist_gradient_boosting),
     **dict.fromkeys(["PCA", "IncrementalPCA", "TruncatedSVD"], legacy(_linear._projection)),
     "OneVsRestClassifier": legacy(_linear._one_vs_rest),
     **dict.fromkeys(["StandardScaler", "MinMaxScaler", "MaxAbsScaler", "RobustScaler"],
@@ -127,7 +128,7 @@ def convert_model(model: Any) -> ConvertedModel:
     """Convert a fitted scikit-learn estimator, transformer or composition."""
     check_is_fitted(model)
     names = getattr(_first(model), "feature_names_in_", None)
-    b = Builder(_n_features(model), None if names is None else tuple(str(n) for n in names))
+    b = Builder(_n_features(model), None if names is None else tuple(str(n) for n in names), convert=convert_step)
     x = b.input()
     if type(model).__name__ == "LabelEncoder" and type(model).__module__.startswith("sklearn."):
         out, head = _encoders.label_encoder(model, b, x)

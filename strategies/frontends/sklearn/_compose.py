@@ -11,7 +11,7 @@ import numpy as np
 from ...errors import UnsupportedModelError
 from ...head import Head
 from ...ir import INPUT, Imputer, Node, Scaler
-from ...ir_columns import Concat
+from ...ir.columns import Concat
 from ._common import name_of, require
 from ._graph import Builder, Col, Value
 
@@ -21,10 +21,8 @@ def _is_skip(est: Any) -> bool:
 
 
 def _step(model: Any, b: Builder, x: Value, where: str) -> tuple[Value, Head | None]:
-    from . import convert_step
-
     try:
-        return convert_step(model, b, x)
+        return b.convert(model, b, x)
     except UnsupportedModelError as e:
         msg = str(e)
         raise UnsupportedModelError(msg if msg.startswith(where) else f"{where}: {msg}") from None

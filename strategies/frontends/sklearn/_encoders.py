@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ...head import Head
-from ...ir_columns import Lookup
+from ...ir.columns import Lookup
 from ._common import name_of, require, unsupported
 from ._graph import Builder, Col, Value
 

@@ -38,8 +38,8 @@ from typing import Any
 import numpy as np
 
 from ...head import Head
-from ...ir_columns import Lookup
-from ...ir_expansions import Bucketize, Polynomial, Spline
+from ...ir.columns import Lookup
+from ...ir.expansions import Bucketize, Polynomial, Spline
 from ._common import require
 from ._graph import Builder, Col, Value
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from ...head import ColumnSpec, Head, InputSpec
 from ...ir import INPUT, Graph, Node, Op, eliminate_dead
-from ...ir_columns import Gather
+from ...ir.columns import Gather
 from ._common import Step, name_of, unsupported
 
 Taint = tuple[str, int]  # ("nan" | "inf" | "unknown", input column)
@@ -83,6 +83,8 @@ class Builder:
     known: dict[int, list[tuple[np.ndarray, str]]] = field(default_factory=lambda: defaultdict(list))
     unknown_known: dict[int, tuple[np.ndarray, str]] = field(default_factory=dict)
     refused_values: dict[int, tuple[list[float], str]] = field(default_factory=dict)
+    # converts a part of a composition (the frontend's table of converters): compositions call it
+    convert: Callable[[Any, "Builder", Value], tuple[Value, Any]] | None = None
 
     def input(self) -> Value:
         return Value(INPUT, tuple(Col(source=j, taint=frozenset({("nan", j), ("inf", j)}))

@@ -9,7 +9,7 @@ import numpy as np
 
 from ...head import Head
 from ...ir import Imputer, Normalizer, Op, Scaler
-from ...ir_columns import Binarize, Concat, Indicator
+from ...ir.columns import Binarize, Concat, Indicator
 from ._common import Step, nan_flow, require
 from ._graph import Builder, Col, Value, without
 

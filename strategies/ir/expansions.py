@@ -15,7 +15,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from .ir import DTYPES, Op, TensorType, _arr, register_op
+from .core import DTYPES, Op, TensorType, _arr, register_op
 
 
 def _pad_rows(rows: list[np.ndarray], fill: float) -> np.ndarray:

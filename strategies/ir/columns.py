@@ -19,7 +19,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from .ir import Op, TensorType, _arr, register_op
+from .core import Op, TensorType, _arr, register_op
 
 
 def _check_columns(columns: np.ndarray, n: int, what: str) -> None:

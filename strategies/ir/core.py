@@ -5,7 +5,7 @@ values: the input matrix ``X`` of shape ``(n, n_features)`` or other operators'
 outputs) plus a :class:`~strategies.head.Head` that says how the original
 model's methods are read off the graph's output.  Column routing (``gather``,
 ``concat``) and categorical encodings (``lookup``) live in
-:mod:`strategies.ir_columns`; every operator states its input and output widths.
+:mod:`strategies.ir.columns`; every operator states its input and output widths.
 String columns never reach the graph: they become integer codes at the input
 boundary (:mod:`strategies.inputs`).
 
@@ -31,7 +31,7 @@ from typing import Any, ClassVar, Literal, Sequence
 
 import numpy as np
 
-from .errors import UnsupportedModelError
+from ..ground.errors import UnsupportedModelError
 
 DType = Literal["float32", "float64"]
 # scikit-learn's _handle_zeros_in_scale: norms below this are treated as zero
@@ -696,29 +696,52 @@ def decode(data: Any, arrays: dict[str, np.ndarray]) -> Any:
     return data
 
 
+_ALIGN = 64
+
+
 def to_bytes(obj: Any) -> bytes:
-    """Serialise an IR object (graph, op, head, model) as a zip of JSON + ``.npy`` arrays."""
+    """Serialise an IR object (graph, op, head, model) as a zip of ``ir.json``, one ``arrays.bin`` blob
+    (every array, 64-byte aligned) and ``arrays.json`` (each array's dtype, shape and offset)."""
     arrays: dict[str, np.ndarray] = {}
     meta = encode(obj, arrays)
+    table: dict[str, list[Any]] = {}
+    blob = bytearray()
+    for key, a in arrays.items():
+        if a.dtype.hasobject:
+            raise TypeError(f"cannot encode an array of dtype {a.dtype}")
+        blob.extend(b"\0" * (-len(blob) % _ALIGN))
+        data = np.ascontiguousarray(a).tobytes()
+        table[key] = [a.dtype.str, list(a.shape), len(blob), len(data)]
+        blob.extend(data)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("ir.json", json.dumps(meta, sort_keys=True))
-        for key, a in arrays.items():
-            b = io.BytesIO()
-            np.save(b, a, allow_pickle=False)
-            zf.writestr(f"{key}.npy", b.getvalue())
+        zf.writestr("arrays.json", json.dumps(table, sort_keys=True))
+        zf.writestr("arrays.bin", bytes(blob))
     return buf.getvalue()
 
 
 def from_bytes(data: bytes) -> Any:
-    """Inverse of :func:`to_bytes` (no pickle: arrays load with ``allow_pickle=False``)."""
+    """Inverse of :func:`to_bytes` (no pickle); also reads the older layout of one ``.npy`` per array."""
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         meta = json.loads(zf.read("ir.json"))
-        arrays = {
-            name[:-4]: np.load(io.BytesIO(zf.read(name)), allow_pickle=False)
-            for name in zf.namelist()
-            if name.endswith(".npy")
-        }
+        names = set(zf.namelist())
+        if "arrays.json" in names:
+            table = json.loads(zf.read("arrays.json"))
+            blob = zf.read("arrays.bin")
+            arrays = {}
+            for key, (dtype, shape, offset, size) in table.items():
+                dt = np.dtype(dtype)
+                if dt.hasobject or offset < 0 or offset + size > len(blob):
+                    raise ValueError(f"array {key!r} of the encoded IR is malformed")
+                arrays[key] = np.frombuffer(blob, dtype=dt, count=size // max(dt.itemsize, 1),
+                                            offset=offset).reshape(shape)
+        else:
+            arrays = {
+                name[:-4]: np.load(io.BytesIO(zf.read(name)), allow_pickle=False)
+                for name in names
+                if name.endswith(".npy")
+            }
     for a in arrays.values():
         a.setflags(write=False)
     return decode(meta, arrays)
@@ -767,4 +790,14 @@ def require(condition: bool, message: str) -> None:
         raise UnsupportedModelError(message)
 
 
-from . import ir_columns, ir_expansions  # noqa: E402,F401  - register the column, encoding and expansion ops
+MAIN_KINDS = ("tree_ensemble", "linear", "lookup")
+
+
+def main_op_index(ops: Sequence[Op]) -> int:
+    """The op a task's ``strategy`` applies to: its (last) tree ensemble, else linear model, else
+    encoder, else its last op."""
+    for kind in MAIN_KINDS:
+        for i in range(len(ops) - 1, -1, -1):
+            if ops[i].kind == kind:
+                return i
+    return len(ops) - 1

@@ -1,0 +1,38 @@
+"""A task's graph as one torch module: the main op with the config's strategy, the others with their own."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from torch import nn
+
+from .ground.errors import InvalidConfigError
+from .ir import Graph, Op, as_graph, main_op_index
+from .linear import fold_scalers
+from .registry import get_strategy, strategies_for
+from .torch_ops import PostTransformModule, TaskModule
+
+
+def build_task_module(graph: Graph | Sequence[Op], config: Mapping[str, Any], output: str = "out") -> TaskModule:
+    """The torch module for a task: the main op with the config's strategy, the others with their own."""
+    graph = as_graph(graph)
+    knobs = dict(config.get("knobs", {}))
+    main = main_op_index(graph.ops)
+    strat = get_strategy(config["strategy"], graph.ops[main].kind)
+    main_knobs = strat.resolve_knobs({k.name: knobs[k.name] for k in strat.knobs if k.name in knobs})
+    if main_knobs.get("fold_scaler"):
+        graph, main = fold_scalers(graph, main)
+    parts: list[nn.Module] = []
+    for i, node in enumerate(graph.nodes):
+        if i == main:
+            parts.append(strat.build_module(node.op, main_knobs))
+            continue
+        options = strategies_for(node.op.kind)
+        if not options:
+            raise InvalidConfigError(f"no strategy computes operator {node.op.kind!r}")
+        parts.append(options[0].build_module(node.op, options[0].resolve_knobs({})))
+    inputs = [n.inputs for n in graph.nodes]
+    if output == "out":
+        parts.append(PostTransformModule(graph.post_transform))
+        inputs.append((len(graph.nodes) - 1,))
+    return TaskModule(parts, inputs)
