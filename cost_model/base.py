@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
 
-from strategies.errors import TunebirdError
+from strategies.ground.errors import TunebirdError
 
 from .features import Candidate
 

@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Mapping, Sequence
 import numpy as np
 
 from strategies.compile import resolve_config
-from strategies.errors import InvalidConfigError
+from strategies.ground.errors import InvalidConfigError
 from strategies.ir import Op
 
 from .base import CostModel, check_training_data, register_model

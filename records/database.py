@@ -20,7 +20,8 @@ from datetime import datetime, timezone
 from importlib import metadata
 from typing import Any, Protocol, runtime_checkable
 
-from strategies.errors import TunebirdError
+from strategies.ground.config import canonical_json, json_key  # noqa: F401  - canonical_json re-exported
+from strategies.ground.errors import TunebirdError
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
@@ -62,17 +63,10 @@ def as_utc(value: datetime | None) -> datetime | None:
     return value.astimezone(timezone.utc)
 
 
-def canonical_json(obj: Any) -> str:
-    """Compact JSON with sorted keys; NaN and infinities are rejected."""
-    try:
-        return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"expected plain JSON data (dicts, lists, str, int, finite float, bool, None): {exc}") from exc
-
-
 def config_hash(config: Mapping[str, Any]) -> str:
-    """SHA-256 of a candidate config's canonical JSON (``1`` and ``1.0`` differ)."""
-    return hashlib.sha256(canonical_json(dict(config)).encode()).hexdigest()
+    """SHA-256 of a candidate config's canonical JSON (``1`` and ``1.0`` differ): a
+    :class:`~strategies.ground.config.Config`'s ``key``, the one identity of a config."""
+    return json_key(config)
 
 
 @functools.cache
@@ -460,7 +454,7 @@ class Database(abc.ABC):
         """The artifact's payload, checked against its SHA-256.
 
         Raises:
-            strategies.errors.ArtifactIntegrityError: the payload is missing or
+            strategies.ground.errors.ArtifactIntegrityError: the payload is missing or
                 its SHA-256 differs from the record's (both hashes are named).
         """
 
@@ -491,14 +485,14 @@ class Database(abc.ABC):
         """The cost model's payload, checked against its SHA-256.
 
         Raises:
-            strategies.errors.ArtifactIntegrityError: the payload's SHA-256 differs from the record's.
+            strategies.ground.errors.ArtifactIntegrityError: the payload's SHA-256 differs from the record's.
         """
 
     def load_cost_model(self, device_fingerprint: str, name: str) -> tuple[CostModelRecord, bytes] | None:
         """The newest cost model of this name for the device and its payload, or None.
 
         Raises:
-            strategies.errors.ArtifactIntegrityError: the payload's SHA-256 differs from the record's.
+            strategies.ground.errors.ArtifactIntegrityError: the payload's SHA-256 differs from the record's.
         """
         found = self.cost_models(device_fingerprint, name)
         if not found:

@@ -33,7 +33,7 @@ from enum import Enum
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
-from strategies.errors import ArtifactIntegrityError
+from strategies.ground.errors import ArtifactIntegrityError
 
 from .database import (
     ArtifactRecord,
@@ -190,7 +190,7 @@ def import_jsonl(db: Database, path: str | os.PathLike[str]) -> dict[str, int]:
     Raises:
         ValueError: the file is not a complete tunebird records export.
         SchemaVersionError: the file's format is newer than this code reads.
-        strategies.errors.ArtifactIntegrityError: a payload does not match its SHA-256.
+        strategies.ground.errors.ArtifactIntegrityError: a payload does not match its SHA-256.
         RecordNotFoundError: a trial names a device or workload the file did not contain.
     """
     source = Path(path)

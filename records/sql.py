@@ -29,7 +29,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
-from strategies.errors import ArtifactIntegrityError
+from strategies.ground.errors import ArtifactIntegrityError
 
 from .database import (
     ArtifactRecord,
@@ -482,7 +482,7 @@ class SQLDatabase(Database):
         Raises:
             SchemaVersionError: the file was written in a newer export format.
             ValueError: the file is not a tunebird records export.
-            strategies.errors.ArtifactIntegrityError: a payload does not match its SHA-256.
+            strategies.ground.errors.ArtifactIntegrityError: a payload does not match its SHA-256.
         """
         return jsonl.import_jsonl(self, path)
 

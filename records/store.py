@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from strategies.errors import ArtifactIntegrityError
+from strategies.ground.errors import ArtifactIntegrityError
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """How each operator can be computed as tensors: the IR, frontends, reference evaluator and strategies."""
 
-from .errors import (
+from .ground.errors import (
     ArtifactIntegrityError,
     InvalidConfigError,
     NotTunedError,

@@ -40,7 +40,7 @@ from records import (
 )
 from records.models import Base
 from records.report import best_table, format_seconds, isa_summary
-from strategies.errors import ArtifactIntegrityError
+from strategies.ground.errors import ArtifactIntegrityError
 from strategies.ir import Graph, Tree, TreeEnsemble, content_hash, from_bytes, to_bytes
 from tuner import cli
 from tuner.device import Device

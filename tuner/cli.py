@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Iterator
 
-from strategies.errors import TunebirdError
+from strategies.ground.errors import TunebirdError
 
 if TYPE_CHECKING:
     from records import Database

@@ -53,10 +53,7 @@ def read_data(path: str, spec: Any) -> Any:
 def _tune(args: argparse.Namespace) -> int:
     import strategies
     import tuner
-    from records.report import describe_config
-
-    from records.report import format_table
-    from records.report import Table
+    from records.report import Table, describe_config, format_table
 
     conv = strategies.convert(args.model)
     X = read_data(args.data, conv.input) if args.data else None
@@ -66,7 +63,8 @@ def _tune(args: argparse.Namespace) -> int:
         backends=tuple(args.backends.split(",")) if args.backends else None,
     )
     print(f"\nTuned {report.model} on {report.device}")
-    print(f"{report.trials_measured} trials measured in {report.seconds:.0f} s; {report.artifacts} artifacts stored in {report.db}\n")
+    print(f"{report.trials_measured} trials measured in {report.seconds:.0f} s; {report.artifacts} artifacts stored in {report.db}")
+    print(report.time_line() + "\n")
     rows = tuple(tuple(r) for r in report.rows())
     print(format_table(Table("Per batch size", ("batch", "untuned", "tuned", "speedup", "rows/s", "tuned plan"), rows)))
     detail = tuple(

@@ -57,6 +57,7 @@ class Predictor:
         self.plans = sorted(plans, key=lambda p: p.tuned_batch or 0)
         self.tuned = tuned
         self.origin = origin
+        self._fast: dict[str, Any] = {}
 
     # ---- sklearn-like surface
     @property
@@ -87,9 +88,40 @@ class Predictor:
         return min(self.plans, key=lambda p: abs(math.log(max(n, 1)) - math.log(p.tuned_batch or n)))
 
     def _call(self, method: str, X: Any) -> np.ndarray:
+        fast = self._fast.get(method)
+        if fast is None:
+            fast = self._fast[method] = self._fast_path(method)
+        if fast is not False and type(X) is np.ndarray and X.dtype == fast[0] and X.ndim == 2 \
+                and X.shape[1] == fast[1] and X.flags.c_contiguous and 0 < X.shape[0] <= fast[2]:
+            # the batch-1 fast path: an array the one task's program takes as it is, and one plan serving
+            # it (nothing to validate: the model accepts any float in every column)
+            return fast[4](fast[3](X))
         X = as_2d_float(X, self.model.input, what=self.model.source)
         source = self.model.head.source(method)
         return self.model.head.finish(method, self.run(X, source))
+
+    def _fast_path(self, method: str) -> tuple | bool:
+        """(dtype, width, max rows, program, finish) for inputs that need no validation or conversion, or
+        False.  Rows up to ``max rows`` use the plan for one row, and it is a single program."""
+        spec, head = self.model.input, self.model.head
+        if spec.ndim != 2 or spec.columns is not None or not (spec.allow_nan and spec.allow_inf):
+            return False
+        plan = self.plan_for(1)
+        if len(plan.tasks) != 1 or any(self.plan_for(n) is not plan for n in (1, 2)):
+            return False
+        task = plan.tasks[0]
+        source = head.source(method)
+        if task.program_key(source) != source:  # an unfused post-transform runs after the program
+            return False
+        program = task.program(source)
+        if getattr(program, "n_features", spec.n_features) != spec.n_features:
+            return False
+        rows = 1 if len(self.plans) > 1 else task.config["batch_size"]
+
+        def finish(value: np.ndarray) -> np.ndarray:
+            return head.finish(method, value)
+
+        return (np.dtype(program.input_dtype), spec.n_features, rows, program, finish)
 
     def run(self, X: np.ndarray, output: str = "out") -> np.ndarray:
         """The graph's ``out`` (or ``raw``) value for a validated 2-D float array."""

@@ -46,6 +46,12 @@ class TuneReport:
             if b in self.default_latency_s and t > 0
         }
 
+    def time_line(self) -> str:
+        """Where the time went, in one line."""
+        parts = [f"{name} {self.time_s[name]:.1f} s" for name in ("prepare", "search", "builds") if name in self.time_s]
+        skipped = f"; {self.skipped_builds} artifact builds skipped at the deadline" if self.skipped_builds else ""
+        return f"Time: {', '.join(parts)} (total {self.seconds:.1f} s){skipped}"
+
     def rows(self) -> list[list[str]]:
         """One row per batch size: tuned vs untuned latency and the chosen strategy per task."""
         out = []

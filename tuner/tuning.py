@@ -143,7 +143,8 @@ def tune(
             bar.close()
         t_searched = time.monotonic()
         chosen, tuned_lat = _choose(partitions, jobs, batches)
-        stored, skipped = _cache_winners(conv, database, device, chosen, measurer, budget)
+        build_s = {(j.task.workload_hash, j.batch, c.key): r.build_s for j in jobs for c, r in j.measured.values()}
+        stored, skipped = _cache_winners(conv, database, device, chosen, measurer, budget, build_s)
         if chosen and not skipped:
             _store_index(model, conv, database, device, chosen)
         t_built = time.monotonic()
@@ -256,9 +257,10 @@ def _needed_outputs(conv: ConvertedModel, last: bool) -> list[str]:
 
 
 def _cache_winners(conv: ConvertedModel, db: Any, device: Device, chosen: Mapping[int, list], measurer: Any,
-                   budget: Budget) -> tuple[int, int]:
+                   budget: Budget, build_s: Mapping[tuple, float | None]) -> tuple[int, int]:
     """Build each chosen (task, batch) winner once more and store its artifact: in the measurer's worker
-    when it can build (killed at the run's hard deadline), else here.  Returns (stored, skipped)."""
+    when it can build (killed at the run's hard deadline), else here.  A build its measured build time
+    says would pass the hard deadline is not started.  Returns (stored, skipped)."""
     stored = skipped = 0
     can_build = hasattr(measurer, "build")
     for b, parts in chosen.items():
@@ -267,7 +269,8 @@ def _cache_winners(conv: ConvertedModel, db: Any, device: Device, chosen: Mappin
                 continue
             outputs = _needed_outputs(conv, i == len(parts) - 1)
             left = budget.hard_deadline - time.monotonic()
-            if left <= 0.5:
+            expected = (build_s.get((task.workload_hash, b, cfg.key)) or 0.0) * len(outputs)
+            if left <= max(0.5, expected):
                 log.warning("no time left to build the artifact of %s at batch %d; it is not stored "
                             "(tune again, or give a larger time budget)", task.summary()[:60], b)
                 skipped += 1

@@ -29,7 +29,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ..errors import InvalidConfigError
+from ..ground.errors import InvalidConfigError
 from . import _tvm_runtime
 from ._tvm_runtime import ParallelCall
 from .base import Backend, BuildRequest, Program, check_ops, register_backend

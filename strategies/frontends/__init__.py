@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import SUPPORTED_MODELS_DOC, UnsupportedModelError
+from ..ground.errors import SUPPORTED_MODELS_DOC, UnsupportedModelError
 from ..model import ConvertedModel
 
 logger = logging.getLogger(__name__)

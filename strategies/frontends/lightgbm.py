@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from .. import ir
-from ..errors import SUPPORTED_MODELS_DOC, UnsupportedModelError
+from ..ground.errors import SUPPORTED_MODELS_DOC, UnsupportedModelError
 from ..head import Head, InputSpec
 from ..ir import Graph, PostTransform, Tree, TreeEnsemble
 from ..model import ConvertedModel

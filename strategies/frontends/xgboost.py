@@ -31,7 +31,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import SUPPORTED_MODELS_DOC, UnsupportedModelError
+from ..ground.errors import SUPPORTED_MODELS_DOC, UnsupportedModelError
 from ..head import Head, InputSpec
 from ..ir import Graph, PostTransform, Tree, TreeEnsemble
 from ..model import ConvertedModel

@@ -144,7 +144,7 @@ class TiledTraversal(Strategy):
         the parallel loop; ``simd`` ("avx512", "avx2" or "generic") is what the
         target CPU offers.
         """
-        from ..errors import InvalidConfigError
+        from ..ground.errors import InvalidConfigError
 
         k = cls.resolve_knobs(knobs)
         reason = cls.unsupported_reason(op) or cls.invalid_reason(op, k)

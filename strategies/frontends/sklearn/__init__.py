@@ -21,7 +21,7 @@ Semantics follow the installed scikit-learn's prediction code (checked against 1
 
 Private attributes are read where scikit-learn keeps the fitted state there
 (``_predictors``, ``_loss``, ``_raw_predict_init``, ...).  A model or option the
-IR cannot reproduce raises :class:`~strategies.errors.UnsupportedModelError`.
+IR cannot reproduce raises :class:`~strategies.ground.errors.UnsupportedModelError`.
 Inputs on which the IR still differs (each logged or documented where it arises):
 a non-integer value in a HistGradientBoosting categorical column (the IR floors
 it); float32 input to transformers or to linear models fitted on float32 data

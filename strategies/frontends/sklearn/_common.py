@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ...errors import SUPPORTED_MODELS_DOC, UnsupportedModelError
+from ...ground.errors import SUPPORTED_MODELS_DOC, UnsupportedModelError
 from ...head import Head
 from ...ir import Op, PostTransform
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import UnsupportedModelError
+from ...ground.errors import UnsupportedModelError
 from ...head import Head
 from ...ir import INPUT, Imputer, Node, Scaler
 from ...ir.columns import Concat
