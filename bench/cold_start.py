@@ -56,13 +56,13 @@ def ensure_tuned(model: Path, db: Path, budget: float) -> None:
     """A tvm-tir plan for ``model`` in ``db`` (tuned now, briefly, when there is none)."""
     import tuner
 
+    db.parent.mkdir(parents=True, exist_ok=True)
     try:
         p = tuner.load(str(model), db=str(db), strict=True)
         if all(c["backend"] == "tvm-tir" for plan in p.plans for c in plan.configs()):
             return
     except tuner.NotTunedError:
         pass
-    db.parent.mkdir(parents=True, exist_ok=True)
     tuner.tune(str(model), db=str(db), batch_sizes=(1, 1024), time_budget=budget, backends=("tvm-tir",),
                progress=False)
 
