@@ -105,7 +105,15 @@ class Job:
     stale_rounds: int = 0
     done: bool = False
     state: dict[str, Any] = field(default_factory=dict)  # the search strategy's per-job state
+    walls: list[float] = field(default_factory=list)  # seconds each measurement of this run took
     _inputs: TaskInputs | None = None
+
+    def expected_seconds(self) -> float:
+        """How long the next measurement is likely to take (the median of this run's, 0 before any)."""
+        if not self.walls:
+            return 0.0
+        recent = sorted(self.walls[-8:])
+        return recent[len(recent) // 2]
 
     @property
     def best(self) -> tuple[Config, MeasureResult] | None:
@@ -142,6 +150,7 @@ class TuneContext:
     search: SearchStrategy
     settings: SearchSettings = field(default_factory=SearchSettings)
     on_trial: Callable[[Job, Config, MeasureResult], None] | None = None
+    out_of_time: bool = False  # set when a measurement was not started for lack of time: the search ends
 
     @property
     def fingerprint(self) -> str:
@@ -197,8 +206,13 @@ class TuneContext:
         before = job.best_latency
         configs, results = [], []
         for cfg, prediction in to_measure:
-            # seeds of a job the search never reached may use the final builds' reserve, not more
-            if self.budget.spent() if not seeds_only else time.monotonic() >= self.budget.deadline:
+            # a measurement expected to end past the search's deadline is not started; seeds of a job the
+            # search never reached may use the final builds' reserve, not more
+            if seeds_only:
+                if time.monotonic() + job.expected_seconds() >= self.budget.deadline:
+                    break
+            elif self.budget.spent() or job.expected_seconds() > self.budget.left_seconds():
+                self.out_of_time = self.budget.seconds is not None
                 break
             res = self.measure(job, cfg, prediction)
             configs.append(cfg)
@@ -219,8 +233,10 @@ class TuneContext:
         started = time.time()
         is_default = job.default_config is not None and cfg.key == job.default_config.key
         best = None if is_default else job.best_latency  # the default is the speedup's reference: timed in full
+        t0 = time.monotonic()
         res = self.measurer.measure(job.task.graph, cfg, job.get_inputs(), best_s=best,
                                     timeout_s=self.budget.timeout())
+        job.walls.append(time.monotonic() - t0)
         self.budget.used_trials += 1
         job.measured[cfg.key] = (cfg, res)
         self.db.add_trial(TrialRecord(

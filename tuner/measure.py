@@ -93,6 +93,14 @@ def make_task_inputs(task: Graph | Sequence[Op], X: np.ndarray, batch_size: int,
 def _worker_main(conn: Any, preload: tuple[str, ...]) -> None:
     import importlib
 
+    # the worker's log lines (compilers' output captured by strategies.ground.quiet included) go to its
+    # stderr, which the parent logs at DEBUG
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+    logging.getLogger().setLevel(logging.WARNING)
+    logging.getLogger("tunebird.thirdparty").setLevel(logging.DEBUG)
+
     for name in preload:
         importlib.import_module(name)
     from strategies.compile import CompiledTask
@@ -203,8 +211,9 @@ class Measurer:
         self._proc = subprocess.Popen(cmd, pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, env=env,
                                       stderr=subprocess.PIPE)
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=5)
-        threading.Thread(target=_forward_stderr, args=(self._proc.stderr, self._stderr_tail), daemon=True,
-                         name="tunebird-worker-stderr").start()
+        self._stderr_thread = threading.Thread(target=_forward_stderr, args=(self._proc.stderr, self._stderr_tail),
+                                               daemon=True, name="tunebird-worker-stderr")
+        self._stderr_thread.start()
         child.close()
         self._conn = Connection(parent.detach())
         self._inputs_key = None
@@ -213,6 +222,9 @@ class Measurer:
         if self._proc is not None and self._proc.poll() is None:
             self._proc.kill()
             self._proc.wait(10)
+        if self._proc is not None and self._proc.stderr is not None:
+            self._stderr_thread.join(2)  # the pipe ends with the process: its last lines are logged
+            self._proc.stderr.close()
         if self._conn is not None:
             self._conn.close()
         self._proc = self._conn = None

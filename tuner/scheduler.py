@@ -30,7 +30,7 @@ class TaskScheduler(abc.ABC):
         """Tune ``jobs`` within ``ctx.budget``."""
         for job in jobs:
             ctx.start(job)
-        while not ctx.budget.spent():
+        while not ctx.budget.spent() and not ctx.out_of_time:
             job = self.next_job(jobs)
             if job is None:
                 break
