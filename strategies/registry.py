@@ -7,14 +7,25 @@ strategies never import the table.
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 from .base import _REGISTRY, Strategy
 from .ground.errors import InvalidConfigError
 
 
 def _load_all() -> None:
-    # Importing the modules registers their strategies.
-    from . import columns, expansions, linear, preprocessing  # noqa: F401
-    from .trees import gemm, tiled_traversal, traversal  # noqa: F401
+    # Importing the modules registers their strategies: the operator families' modules, and every public
+    # module of ``strategies.trees`` (a new tree strategy is one new file there)
+    from . import columns, expansions, linear, preprocessing, trees  # noqa: F401
+
+    if not _TREE_MODULES:
+        for info in pkgutil.iter_modules(trees.__path__):
+            if not info.name.startswith("_"):
+                _TREE_MODULES.append(importlib.import_module(f"{trees.__name__}.{info.name}"))
+
+
+_TREE_MODULES: list = []
 
 
 def strategies_for(op_kind: str) -> list[type[Strategy]]:

@@ -13,7 +13,7 @@ import pytest
 
 import tuner
 from strategies.backends.registry import all_backends
-from strategies.errors import ArtifactIntegrityError
+from strategies.ground.errors import ArtifactIntegrityError
 from zoo import ZOO, data
 
 REPO = Path(__file__).resolve().parents[1]
@@ -76,3 +76,21 @@ def test_a_tampered_artifact_file_is_refused(tmp_path):
     path.write_bytes(bytes(raw))
     with pytest.raises(ArtifactIntegrityError):
         tuner.load_artifact(path)
+
+
+@pytest.mark.parametrize("backend", ["tvm-tir", "torch"])
+def test_the_batch1_fast_path_gives_what_the_validated_path_gives(backend):
+    model = ZOO["xgb_binary_nan"]()
+    p = tuner.compile(model, backend=backend, threads=1)
+    X = data(n=40, nan=0.1, seed=3)
+    x32 = np.ascontiguousarray(X[:1], dtype=np.float32)
+    fast = p.predict_proba(x32)  # a float32 C-contiguous row: straight to the program
+    assert p._fast["predict_proba"] is not False
+    slow = p.predict_proba(np.asfortranarray(X[:1].astype(np.float64)))  # converted and validated first
+    np.testing.assert_array_equal(fast, slow)
+    np.testing.assert_array_equal(p.predict(x32), model.predict(x32))
+    with pytest.raises(ValueError):  # a wrong width still fails with the boundary's message
+        p.predict(np.zeros((1, x32.shape[1] + 1), np.float32))
+    for m in ("predict", "predict_proba"):
+        np.testing.assert_array_equal(getattr(p, m)(np.ascontiguousarray(X[:7], dtype=np.float32)),
+                                      getattr(p, m)(X[:7].astype(np.float64)))

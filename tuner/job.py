@@ -72,7 +72,7 @@ class Budget:
     @property
     def hard_deadline(self) -> float:
         """The monotonic time at which anything still running is killed."""
-        return math.inf if self.seconds is None else self.started + 1.1 * self.seconds + 5.0
+        return math.inf if self.seconds is None else self.started + 1.1 * self.seconds + 9.0
 
     def left_seconds(self) -> float:
         """Seconds left for the search (the final builds' reserve excluded)."""
@@ -110,9 +110,13 @@ class Job:
 
     def expected_seconds(self) -> float:
         """How long the next measurement is likely to take (the median of this run's, 0 before any)."""
-        if not self.walls:
+        return Job.expected_from(self.walls)
+
+    @staticmethod
+    def expected_from(walls: Sequence[float]) -> float:
+        if not walls:
             return 0.0
-        recent = sorted(self.walls[-8:])
+        recent = sorted(walls[-8:])
         return recent[len(recent) // 2]
 
     @property
@@ -151,6 +155,12 @@ class TuneContext:
     settings: SearchSettings = field(default_factory=SearchSettings)
     on_trial: Callable[[Job, Config, MeasureResult], None] | None = None
     out_of_time: bool = False  # set when a measurement was not started for lack of time: the search ends
+    walls: list[float] = field(default_factory=list)  # seconds each measurement of this run took, any job
+
+    def expected_seconds(self, job: Job) -> float:
+        """How long ``job``'s next measurement is likely to take: the median of its own recent ones, else of
+        the run's (0 before any)."""
+        return job.expected_seconds() or Job.expected_from(self.walls)
 
     @property
     def fingerprint(self) -> str:
@@ -208,10 +218,11 @@ class TuneContext:
         for cfg, prediction in to_measure:
             # a measurement expected to end past the search's deadline is not started; seeds of a job the
             # search never reached may use the final builds' reserve, not more
+            expected = self.expected_seconds(job)
             if seeds_only:
-                if time.monotonic() + job.expected_seconds() >= self.budget.deadline:
+                if time.monotonic() + expected >= self.budget.deadline:
                     break
-            elif self.budget.spent() or job.expected_seconds() > self.budget.left_seconds():
+            elif self.budget.spent() or expected > self.budget.left_seconds():
                 self.out_of_time = self.budget.seconds is not None
                 break
             res = self.measure(job, cfg, prediction)
@@ -237,6 +248,7 @@ class TuneContext:
         res = self.measurer.measure(job.task.graph, cfg, job.get_inputs(), best_s=best,
                                     timeout_s=self.budget.timeout())
         job.walls.append(time.monotonic() - t0)
+        self.walls.append(job.walls[-1])
         self.budget.used_trials += 1
         job.measured[cfg.key] = (cfg, res)
         self.db.add_trial(TrialRecord(
