@@ -78,9 +78,10 @@ class Budget:
         """Seconds left for the search (the final builds' reserve excluded)."""
         return self.deadline - self.reserve_s - time.monotonic()
 
-    def timeout(self, default: float | None = None) -> float | None:
-        """How long one measurement or build may take from now: ``default``, cut at the hard deadline."""
-        left = self.hard_deadline - time.monotonic()
+    def timeout(self, default: float | None = None, *, search: bool = False) -> float | None:
+        """How long one build may take from now: ``default``, cut at the hard deadline (a measurement of the
+        search, ``search=True``: cut at the deadline, so the winners' builds keep their time)."""
+        left = (self.deadline if search else self.hard_deadline) - time.monotonic()
         if not math.isfinite(left):
             return default
         return max(0.5, left if default is None else min(default, left))
@@ -109,15 +110,12 @@ class Job:
     _inputs: TaskInputs | None = None
 
     def expected_seconds(self) -> float:
-        """How long the next measurement is likely to take (the median of this run's, 0 before any)."""
+        """How long the next measurement may take (the longest of this job's last 8, 0 before any)."""
         return Job.expected_from(self.walls)
 
     @staticmethod
     def expected_from(walls: Sequence[float]) -> float:
-        if not walls:
-            return 0.0
-        recent = sorted(walls[-8:])
-        return recent[len(recent) // 2]
+        return max(walls[-8:], default=0.0)
 
     @property
     def best(self) -> tuple[Config, MeasureResult] | None:
@@ -158,8 +156,9 @@ class TuneContext:
     walls: list[float] = field(default_factory=list)  # seconds each measurement of this run took, any job
 
     def expected_seconds(self, job: Job) -> float:
-        """How long ``job``'s next measurement is likely to take: the median of its own recent ones, else of
-        the run's (0 before any)."""
+        """How long ``job``'s next measurement may take: the longest of its own recent ones, else of the
+        run's (0 before any).  Erring long: a measurement that passes the deadline eats the final builds'
+        time."""
         return job.expected_seconds() or Job.expected_from(self.walls)
 
     @property
@@ -246,11 +245,16 @@ class TuneContext:
         best = None if is_default else job.best_latency  # the default is the speedup's reference: timed in full
         t0 = time.monotonic()
         res = self.measurer.measure(job.task.graph, cfg, job.get_inputs(), best_s=best,
-                                    timeout_s=self.budget.timeout())
+                                    timeout_s=self.budget.timeout(search=True))
         job.walls.append(time.monotonic() - t0)
         self.walls.append(job.walls[-1])
         self.budget.used_trials += 1
         job.measured[cfg.key] = (cfg, res)
+        if res.status == "timeout" and time.monotonic() >= self.budget.deadline - 0.5:
+            # cut by the run's deadline, not by its own slowness: not a result to keep (a later run
+            # measures it again)
+            log.info("%s: a measurement was stopped at the deadline; not recorded", job.name())
+            return res
         self.db.add_trial(TrialRecord(
             workload_hash=job.task.workload_hash, device_fingerprint=self.fingerprint, batch_size=job.batch,
             config=dict(cfg), status=TrialStatus(res.status), latency_median_s=res.median_s,
