@@ -122,7 +122,7 @@ def timed_method(model: Any) -> str:
     """The native method every system reproduces: from tunebird's conversion of the model, or, for a model tunebird
     cannot convert (yet), from what the native model offers (its tunebird cells then report the failure)."""
     import strategies
-    from strategies.errors import UnsupportedModelError
+    from strategies.ground.errors import UnsupportedModelError
     from tuner.native import primary_method
 
     try:

@@ -97,7 +97,7 @@ def tune_models(names: Sequence[str], *, db: str, cache_dir: Path, batch_sizes: 
                 time_budget: float | None, threads: int | None, trials: int | None = None, say: Callable[[str], None] = print) -> dict[str, float]:
     """Tune each model with ``tuner.tune`` (configs already in ``db`` are not measured again); seconds per model."""
     import tuner
-    from strategies.errors import UnsupportedModelError
+    from strategies.ground.errors import UnsupportedModelError
 
     spent = {}
     for i, name in enumerate(names, 1):

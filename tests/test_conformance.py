@@ -16,7 +16,7 @@ import strategies
 from strategies.registry import get_strategy
 import tuner
 from strategies import reference
-from strategies.errors import InvalidConfigError
+from strategies.ground.errors import InvalidConfigError
 from strategies.sampling import sample_inputs
 from tolerances import assert_same_labels, assert_scores
 from zoo import LINEAR_MODELS, TREE_MODELS, ZOO

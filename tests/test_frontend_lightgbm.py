@@ -11,7 +11,7 @@ import pytest
 
 import strategies
 from strategies import ir, reference
-from strategies.errors import UnsupportedModelError
+from strategies.ground.errors import UnsupportedModelError
 from strategies.frontends.lightgbm import K_ZERO_THRESHOLD, parse_model_text
 from strategies.model import ConvertedModel
 from strategies.sampling import sample_inputs, split_points

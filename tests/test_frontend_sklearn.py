@@ -15,7 +15,7 @@ from threadpoolctl import threadpool_limits
 
 import strategies
 from strategies import reference
-from strategies.errors import UnsupportedModelError
+from strategies.ground.errors import UnsupportedModelError
 from strategies.head import METHODS
 from strategies.ir import TreeEnsemble
 from strategies.model import ConvertedModel

@@ -12,7 +12,7 @@ import xgboost as xgb
 
 import strategies
 from strategies import reference
-from strategies.errors import UnsupportedModelError
+from strategies.ground.errors import UnsupportedModelError
 from strategies.ir import TreeEnsemble
 from strategies.sampling import sample_inputs
 from tolerances import assert_close, assert_same_labels

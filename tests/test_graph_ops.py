@@ -20,7 +20,7 @@ import pytest
 from strategies import reference
 from strategies.backends.registry import get_backend
 from strategies.compile import CompiledTask, resolve_config
-from strategies.errors import InvalidConfigError
+from strategies.ground.errors import InvalidConfigError
 from strategies.ir import (
     INPUT,
     Graph,

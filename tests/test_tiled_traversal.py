@@ -22,7 +22,7 @@ from strategies import reference
 from strategies.backends.base import BuildRequest
 from strategies.backends._tvm_runtime import _default_concurrency
 from strategies.backends.tvm_tir import TvmTirBackend, TvmTirProgram
-from strategies.errors import InvalidConfigError
+from strategies.ground.errors import InvalidConfigError
 from strategies.ir import Linear, PostTransform, Tree, TreeEnsemble
 from strategies.sampling import sample_inputs
 from strategies.testing import as_model, random_ensemble

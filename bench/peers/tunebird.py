@@ -38,7 +38,7 @@ class Untuned(_Tunebird):
 
     def prepare(self, model_name: str, ctx: Context) -> tuple[Fn, str]:
         import tuner
-        from strategies.errors import UnsupportedModelError
+        from strategies.ground.errors import UnsupportedModelError
 
         from .. import models
 
@@ -59,7 +59,7 @@ class Tuned(_Tunebird):
 
     def prepare(self, model_name: str, ctx: Context) -> tuple[Fn, str]:
         import tuner
-        from strategies.errors import NotTunedError, UnsupportedModelError
+        from strategies.ground.errors import NotTunedError, UnsupportedModelError
 
         from .. import models
 
