@@ -32,6 +32,7 @@ import math
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -341,6 +342,7 @@ def run(subjects: Sequence[Subject], work: Path, *, batch_sizes: Sequence[int] =
     get the long search (None: all); the others only get the default run (for the transfer part)."""
     t0 = time.monotonic()
     load_start = _loadavg()
+    code = code_state()
     fp = device_fingerprint()
     runs: dict[str, dict[str, dict[str, Any]]] = {}
     compare, failures, done = [], [], []
@@ -398,7 +400,7 @@ def run(subjects: Sequence[Subject], work: Path, *, batch_sizes: Sequence[int] =
         failures.append("transfer needs at least two models (leave one out)")
     return {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": _machine(), "fingerprint": fp[:12],
+        "machine": _machine(), "fingerprint": fp[:12], "code": code,
         "settings": {"models": [s.name for s in subjects], "batch_sizes": list(batch_sizes),
                      "long_models": [s.name for s in subjects if long_models is None or s.name in long_models],
                      "time_budget_s": time_budget, "trials": trials, "long_factor": long_factor,
@@ -411,6 +413,46 @@ def run(subjects: Sequence[Subject], work: Path, *, batch_sizes: Sequence[int] =
         "wall_s": time.monotonic() - t0,
         "default_vs_long": compare, "transfer": transfers, "runs": runs, "failures": failures,
     }
+
+
+def code_state(repo: Path = HERE.parent) -> dict[str, Any] | None:
+    """The code measured: HEAD's commit and subject, and the tracked files with uncommitted changes (the tuner runs
+    from the working tree); None outside a git checkout."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True,
+                              timeout=30).stdout
+
+    try:
+        head = git("rev-parse", "HEAD").strip()
+        subject = git("log", "-1", "--format=%s", "HEAD").strip()
+        # porcelain lines are "XY path": not stripped, the first line's X may be a space
+        dirty = [ln[3:] for ln in git("status", "--porcelain", "--untracked-files=no").splitlines() if ln[3:]]
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"head": head, "subject": subject[:120], "modified": dirty}
+
+
+def summarize_previous(previous: Mapping[str, Any], label: str | None = None) -> dict[str, Any]:
+    """The figures of an earlier result of this script that the report compares with: per (model, batch size) the
+    default/long ratios, and per transfer row the measurements to reach (with transfer and from scratch)."""
+    code = previous.get("code") or {}
+    return {
+        "label": label or (code.get("head") or "")[:7] or previous.get("created", "earlier run"),
+        "created": previous.get("created"),
+        "settings": {k: previous.get("settings", {}).get(k) for k in ("models", "long_models", "time_budget_s",
+                                                                      "long_factor")},
+        "default_vs_long": [{"model": r["model"], "batch_size": r["batch_size"], "ratio": r.get("ratio"),
+                             "retimed_ratio": r.get("retimed_ratio"), "within_goal": r.get("within_goal"),
+                             "retimed_within_goal": r.get("retimed_within_goal")}
+                            for r in previous.get("default_vs_long", [])],
+        "transfer": [{"model": r["model"], "batch_size": r["batch_size"], "within_goal": r.get("within_goal"),
+                      "transfer": _entry(r.get("transfer")), "default": _entry(r.get("default"))}
+                     for r in previous.get("transfer", [])],
+    }
+
+
+def _entry(e: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    return None if not e else {"trials": e.get("trials"), "to_reach": e.get("to_reach")}
 
 
 def _loadavg() -> list[float] | None:
@@ -468,7 +510,9 @@ def markdown(result: Mapping[str, Any]) -> str:
         + (f" --long-factor {st['long_factor']}" if st["long_factor"] != LONG_FACTOR else "")
         + (f" --long-models {' '.join(st['long_models'])}" if st["long_models"] != st["models"] else "") + "`"
         + (f" (and `tuner.tune` options {st['tune_options']})" if st.get("tune_options") else "") + ".",
+        *([_code_line(result["code"])] if result.get("code") else []),
         *([result["note"]] if result.get("note") else []),
+        *(_comparison(result) if result.get("previous") else []),
         "",
         "## 1. Default budget vs a long search",
         "",
@@ -546,6 +590,39 @@ def markdown(result: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _code_line(code: Mapping[str, Any]) -> str:
+    mod = code.get("modified") or []
+    return (f"Code: the working tree at HEAD {code['head']} ({code.get('subject', '').split(';')[0][:100]})"
+            + (f", with uncommitted changes to {len(mod)} tracked file{'s' * (len(mod) != 1)} at the start "
+               f"({', '.join(mod)})" if mod else ", no uncommitted changes at the start") + ".")
+
+
+def _comparison(result: Mapping[str, Any]) -> list[str]:
+    """Lines comparing with ``result['previous']`` (see ``summarize_previous``): the ratios and transfer counts."""
+    prev = result["previous"]
+    old = {(r["model"], r["batch_size"]): r for r in prev["default_vs_long"]}
+    parts = []
+    for r in result["default_vs_long"]:
+        o = old.get((r["model"], r["batch_size"]))
+        if o:
+            parts.append(f"{r['model']} {r['batch_size']:,}: {_x(o['ratio'])} -> {_x(r['ratio'])} "
+                         f"(re-timed {_x(o.get('retimed_ratio'))} -> {_x(r.get('retimed_ratio'))})")
+    otr = {(r["model"], r["batch_size"]): r for r in prev["transfer"]}
+    tparts = []
+    for r in result["transfer"]:
+        o = otr.get((r["model"], r["batch_size"]))
+        if o:
+            tparts.append(f"{r['model']} {r['batch_size']:,}: {_reach(o['transfer'])} -> {_reach(r.get('transfer'))}")
+    n_old = sum(bool(r["within_goal"]) for r in prev["transfer"])
+    n_new = sum(bool(r["within_goal"]) for r in result["transfer"])
+    return ["", f"Compared with the previous run ({prev['label']}, {prev.get('created')}, same models, batch sizes "
+            f"and budget): default/long, tuner's figures -> now: " + ("; ".join(parts) or "no common rows") + ". "
+            f"Transfer, measurements to within {result['settings']['tolerance'] * 100:.0f}% of the best known, "
+            "then -> now: " + ("; ".join(tparts) or "no common rows")
+            + f"; within the goal {n_old} of {len(prev['transfer'])} -> {n_new} of {len(result['transfer'])}. "
+            "(Each run's best known is its own, so the counts are relative to different targets.)"]
+
+
 def _tuning_time(result: Mapping[str, Any]) -> str:
     runs = [r for m in result["runs"].values() for r in m.values()]
     if not runs:
@@ -614,6 +691,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "for the transfer part")
     p.add_argument("--reuse", action="store_true", help="keep runs already finished in the work directory")
     p.add_argument("--note", default=None, help="a sentence for the report's header (e.g. which code was run)")
+    p.add_argument("--previous", default=None, metavar="JSON",
+                   help="an earlier tuning_efficiency.json to compare with (ratios and transfer counts, in the header)")
+    p.add_argument("--previous-label", default=None, help="what to call the earlier run (default: its commit)")
     p.add_argument("--render-only", action="store_true",
                    help="no tuning: rebuild the report from OUT/tuning_efficiency.json and the databases it names "
                         "(the transfer counts are recomputed; --note replaces the note)")
@@ -632,15 +712,21 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     if args.render_only:
         result = rerender(json.loads((out / "tuning_efficiency.json").read_text()), note=args.note)
+        if args.previous:
+            result["previous"] = summarize_previous(json.loads(Path(args.previous).read_text()), args.previous_label)
         md, js = write(result, out)
         print(f"wrote {md} and {js}")
         return 0
     work = Path(args.work) if args.work else out / "efficiency"
     cache = Path(args.models_cache) if args.models_cache else models.DEFAULT_CACHE
+    previous = (summarize_previous(json.loads(Path(args.previous).read_text()), args.previous_label)
+                if args.previous else None)  # read before hours of tuning, not after
     subjects = suite_subjects(args.models, cache)
     result = run(subjects, work, batch_sizes=args.batch_sizes, time_budget=args.time_budget or None,
                  trials=args.trials, long_factor=args.long_factor, retime_seconds=args.retime_seconds,
                  transfer=not args.no_transfer, reuse=args.reuse, note=args.note or "", long_models=args.long_models)
+    if previous:
+        result["previous"] = previous
     md, js = write(result, out)
     print(f"wrote {md} and {js}")
     return 0

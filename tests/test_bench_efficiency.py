@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
 
 import numpy as np
 import pytest
@@ -111,6 +112,26 @@ def test_both_parts_on_tiny_models(tmp_path):
     assert "## 1. Default budget vs a long search" in text and "## 2. Transfer: leave one model out" in text
     assert text.count("| tiny_xgb |") == 4 and text.count("| tiny_rf |") == 4
     assert "120 s and at most 1 trial per model" in text
+    # the code measured: HEAD's commit in the result and the header
+    code = result["code"]
+    assert code is not None and len(code["head"]) == 40 and isinstance(code["modified"], list)
+    tracked = set(subprocess.run(["git", "-C", str(te.HERE.parent), "ls-files"], capture_output=True, text=True,
+                                 check=True).stdout.splitlines())
+    assert set(code["modified"]) <= tracked  # whole paths (the porcelain lines' first column may be a space)
+    assert f"Code: the working tree at HEAD {code['head']}" in text
+
+    # a comparison with an earlier result (here: this one), from the figures summarize_previous keeps
+    prev = te.summarize_previous(json.loads(js.read_text()), "earlier")
+    assert prev["label"] == "earlier" and prev["settings"]["models"] == ["tiny_xgb", "tiny_rf"]
+    assert [(r["model"], r["batch_size"], r["ratio"]) for r in prev["default_vs_long"]] == \
+        [(r["model"], r["batch_size"], r["ratio"]) for r in result["default_vs_long"]]
+    assert [r["transfer"]["to_reach"] for r in prev["transfer"]] == [r["transfer"]["to_reach"] for r in rows]
+    text = te.markdown({**json.loads(js.read_text()), "previous": prev})
+    line = next(ln for ln in text.splitlines() if ln.startswith("Compared with the previous run (earlier"))
+    r0 = result["default_vs_long"][0]
+    assert f"tiny_xgb 1: {te._x(r0['ratio'])} -> {te._x(r0['ratio'])}" in line
+    n = sum(bool(r["within_goal"]) for r in rows)
+    assert f"within the goal {n} of {len(rows)} -> {n} of {len(rows)}" in line
 
 
 def test_copy_records_leaves_out_the_excluded_workloads(tmp_path):
