@@ -217,6 +217,20 @@ def test_schedulers_share_the_budget_between_jobs(tmp_path):
         make_search("annealing")
 
 
+def test_the_gradient_scheduler_does_not_starve_a_stalled_job():
+    jobs = [Job(_task(), b, _space("large"), _inputs) for b in (1, BATCH)]
+    for j in jobs:  # both stalled: the same best for several rounds, so the same (hope-only) gain
+        j.best_history = [1e-3] * 4
+        j.rounds = 4
+    scheduler = GradientScheduler()
+    picked = []
+    for _ in range(6):
+        job = scheduler.next_job(jobs)
+        job.rounds += 1
+        picked.append(job.batch)
+    assert picked.count(1) == picked.count(BATCH) == 3
+
+
 def test_budget_deadlines():
     b = Budget(seconds=100.0, started=0.0)
     assert b.deadline == 100.0 and math.isclose(b.hard_deadline, 119.0)

@@ -62,7 +62,8 @@ class RoundRobinScheduler(TaskScheduler):
 
 class GradientScheduler(TaskScheduler):
     """After Ansor: every job gets a first round, then the job whose best latency is falling fastest
-    relative to its batch size's end-to-end latency (every job keeps some hope: 5% of its latency)."""
+    relative to its batch size's end-to-end latency (every job keeps some hope: 5% of its latency);
+    ties go to the job with the fewest rounds."""
 
     name: ClassVar[str] = "gradient"
 
@@ -90,7 +91,9 @@ class GradientScheduler(TaskScheduler):
             recent = max(past, hist[-1]) - hist[-1]
             return (max(recent, 0.0) + self.hope * hist[-1]) / max(totals.get(j.batch, hist[-1]), 1e-12)
 
-        return max(live, key=gain)
+        # equal gains (jobs that stopped improving all keep the same hope): the job served least so far,
+        # so no batch size is starved while another never ends
+        return max(live, key=lambda j: (gain(j), -j.rounds))
 
 
 SCHEDULERS: dict[str, type[TaskScheduler]] = {"gradient": GradientScheduler, "round-robin": RoundRobinScheduler}
