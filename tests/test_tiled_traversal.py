@@ -254,7 +254,7 @@ def test_threads_take_effect_without_side_effects() -> None:
 
     big = np.ascontiguousarray(np.tile(X, (200, 1)))
     before = cpu_ticks()
-    for _ in range(3):
+    for _ in range(40):  # ~0.2 s of work: every worker thread gets clock ticks (10 ms each) to show
         prog(big)
     after = cpu_ticks()
     busy = [t for t in after if after[t] - before.get(t, 0) > 0]
