@@ -19,7 +19,6 @@ from strategies.ground.errors import TunebirdError
 
 if TYPE_CHECKING:
     from records import Database
-    from records.report import Table
 
 DB_HELP = "tuning log: a SQLite path or SQLAlchemy URL (default: $TUNEBIRD_DB or ./tunebird.db)"
 
