@@ -9,12 +9,15 @@ import importlib
 
 from .base import System
 
-SYSTEMS: tuple[str, ...] = ("native", "onnxruntime", "treelite", "hummingbird", "tunebird-untuned", "tunebird-tuned")
-PEER_NAMES: tuple[str, ...] = ("onnxruntime", "treelite", "hummingbird")  # the optional peers (--skip-peers)
+SYSTEMS: tuple[str, ...] = ("native", "onnxruntime", "treelite", "hummingbird", "onedal", "lleaves", "tunebird-untuned",
+                            "tunebird-tuned")
+# the optional peers (--skip-peers)
+PEER_NAMES: tuple[str, ...] = ("onnxruntime", "treelite", "hummingbird", "onedal", "lleaves")
 TUNEBIRD: tuple[str, ...] = ("tunebird-untuned", "tunebird-tuned")
 
 _MODULES = {"native": ("native", "Native"), "onnxruntime": ("onnx", "OnnxRuntime"),
             "treelite": ("treelite", "Treelite"), "hummingbird": ("hummingbird", "Hummingbird"),
+            "onedal": ("onedal", "OneDAL"), "lleaves": ("lleaves", "Lleaves"),
             "tunebird-untuned": ("tunebird", "Untuned"), "tunebird-tuned": ("tunebird", "Tuned")}
 
 
