@@ -10,7 +10,7 @@ from typing import Any, Iterable
 
 log = logging.getLogger(__name__)
 
-PEERS = ("native", "onnxruntime", "treelite", "hummingbird")  # what "best peer" is chosen from
+PEERS = ("native", "onnxruntime", "treelite", "hummingbird", "onedal", "lleaves")  # what "best peer" is chosen from
 TUNED, UNTUNED = "tunebird-tuned", "tunebird-untuned"
 
 
@@ -206,6 +206,7 @@ def markdown(result: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- plots
 
 COLORS = {"native": "#444444", "onnxruntime": "#1f77b4", "treelite": "#2ca02c", "hummingbird": "#9467bd",
+          "onedal": "#17becf", "lleaves": "#bcbd22",
           UNTUNED: "#ff7f0e", TUNED: "#d62728"}
 
 
