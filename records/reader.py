@@ -35,7 +35,7 @@ def sqlite_path(db: str | os.PathLike[str] | None) -> Path | None:
     rest = unquote(text[len(prefix):])
     if not rest or rest == ":memory:" or rest.startswith("file:"):
         return None
-    return Path(rest if rest.startswith("/") else "/" + rest) if text.startswith("sqlite:////") else Path(rest)
+    return Path(rest)  # "sqlite:////abs" leaves "/abs", "sqlite:///rel" leaves "rel"
 
 
 class SQLiteArtifactReader:
