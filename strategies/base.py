@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import ABC
 from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar, Mapping, Sequence
 
 from .ground.errors import InvalidConfigError
 from .ir import Op
@@ -49,6 +49,24 @@ class Knob:
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "values": list(self.values), "default": self.default, "help": self.help,
                 "searched": None if self.searched is None else list(self.searched)}
+
+
+@dataclass(frozen=True, eq=False)
+class TirKernel:
+    """What a ``tir``-family strategy hands the ``tvm-tir`` backend: a PrimFunc ``main(x, out, *buffers)``
+    (``x``: ``(n, n_features)`` of ``input_dtype``; ``out``: ``(n, n_outputs)`` of ``output_dtype``),
+    its weight buffers in argument order, and the facts the program runs by."""
+
+    func: Any  # tvm PrimFunc
+    buffers: Mapping[str, Any]  # name -> 1-D numpy array, in argument order
+    input_dtype: str
+    output_dtype: str
+    n_features: int
+    n_outputs: int
+    parallel: str  # the kernel's parallel loop: "rows" (over row blocks), "trees", or "none"
+    rows_per_block: int = 0  # parallel == "rows": a batch of at most this many rows runs serially
+    row_span: int = 0  # int32 indexing: rows per call are capped so that rows * row_span fits (0: n_features)
+    summary: str = ""  # one line for the debug log
 
 
 class Strategy(ABC):
@@ -90,6 +108,17 @@ class Strategy(ABC):
         """Knob settings worth measuring first when tuning ``op`` at ``batch_size`` rows per call
         (expert starting points, as Treebeard's default schedules); the search explores from there."""
         return []
+
+    @classmethod
+    def tir_kernel(cls, ops: Sequence[Op], knobs: Mapping[str, Any], *, output: str, threads: int,
+                   simd: str) -> TirKernel:
+        """``tir`` family: the kernel computing ``ops`` (one task's chain) under ``knobs``.
+
+        ``output`` is "raw" or "out" (post-transform fused); ``threads`` == 1 asks
+        for no parallel loop; ``simd`` ("avx512", "avx2" or "generic") is what the
+        target CPU offers.
+        """
+        raise NotImplementedError(f"strategy {cls.name!r} ({cls.family} family) generates no TensorIR")
 
     @classmethod
     def resolve_knobs(cls, given: Mapping[str, Any]) -> dict[str, Any]:

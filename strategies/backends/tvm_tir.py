@@ -202,7 +202,8 @@ class TvmTirProgram(Program):
         parallel = meta.get("parallel", "none")
         self._parallel = ParallelCall(self.threads) if parallel != "none" and self.threads > 1 else None
         # a batch that fits one row block has no row parallelism: skip waking the pool (tens of us)
-        self._serial_rows = int(meta.get("knobs", {}).get("rows_per_block", 0)) if parallel == "rows" else 0
+        rows = meta.get("rows_per_block", meta.get("knobs", {}).get("rows_per_block", 0))  # (older artifacts)
+        self._serial_rows = int(rows) if parallel == "rows" else 0
         self._max_rows = max(1, _MAX_INDEX // max(1, int(meta.get("row_span", self.n_features))))
         # batches run in a single direct kernel call up to this many rows
         self._direct_rows = min(self._max_rows, self._serial_rows) if self._parallel is not None else self._max_rows
@@ -304,43 +305,33 @@ class TvmTirBackend(Backend):
         return TvmTirProgram
 
     def build(self, request: BuildRequest) -> Program:
-        from ..ir import TreeEnsemble
-        from ..trees.tiled_traversal import TiledTraversal
+        from ..registry import get_strategy
 
         ops = request.ops
         check_ops(self.name, ops, self.serves)
-        if len(ops) != 1 or not isinstance(ops[0], TreeEnsemble):
+        name = request.config.get("strategy", "tiled_traversal")
+        strategy = get_strategy(name)
+        if strategy.family != self.family:
             raise InvalidConfigError(
-                f"backend {self.name!r} cannot serve operator chain {[op.kind for op in ops]}; "
-                "it serves tasks of exactly one tree_ensemble"
+                f"backend {self.name!r} builds TensorIR ('tir' family) strategies; {name!r} is {strategy.family!r}"
             )
-        strategy = request.config.get("strategy", TiledTraversal.name)
-        if strategy != TiledTraversal.name:
-            raise InvalidConfigError(
-                f"backend {self.name!r} builds strategy {TiledTraversal.name!r}, not {strategy!r}"
-            )
-        op = ops[0]
         threads = max(1, request.threads)
         start = time.perf_counter()
-        func, tables = TiledTraversal.kernel(
-            op, dict(request.knobs), output=request.output, threads=threads, simd=host_simd()
-        )
+        kernel = strategy.tir_kernel(ops, dict(request.knobs), output=request.output, threads=threads,
+                                     simd=host_simd())
         generated = time.perf_counter()
-        module = compile_primfunc(func, host_target())
+        module = compile_primfunc(kernel.func, host_target())
         done = time.perf_counter()
-        knobs = TiledTraversal.resolve_knobs(dict(request.knobs))
-        parallel = knobs["parallel"] if threads > 1 else "none"
-        groups = -(-op.n_trees // knobs["tree_group"]) if knobs["tree_group"] else 1
-        log.debug(
-            "tiled_traversal %s: generated in %.3f s, compiled in %.3f s (%d trees, depth %d, %s)",
-            knobs, generated - start, done - generated, op.n_trees, tables.depth, host_simd(),
-        )
+        knobs = strategy.resolve_knobs(dict(request.knobs))
+        parallel = kernel.parallel if threads > 1 else "none"
+        log.debug("%s %s: generated in %.3f s, compiled in %.3f s (%s, %s)", name, knobs, generated - start,
+                  done - generated, kernel.summary, host_simd())
         meta = {
-            "input_dtype": str(np.dtype(op.compare_dtype)), "output_dtype": str(tables.adtype),
-            "n_outputs": op.n_outputs, "n_features": op.n_features, "threads": threads,
-            "parallel": parallel, "output": request.output, "knobs": knobs, "simd": host_simd(),
+            "strategy": name, "input_dtype": str(np.dtype(kernel.input_dtype)),
+            "output_dtype": str(np.dtype(kernel.output_dtype)), "n_outputs": kernel.n_outputs,
+            "n_features": kernel.n_features, "threads": threads, "parallel": parallel, "output": request.output,
+            "knobs": knobs, "rows_per_block": kernel.rows_per_block, "simd": host_simd(),
             "mcpu": str(host_target().attrs["mcpu"]), "cpu_features": host_cpu_features(),
-            # int32 indexing: rows per kernel call are capped so that rows * row_span fits
-            "row_span": max(op.n_features, op.n_outputs * groups if parallel == "trees" else 0),
+            "row_span": kernel.row_span or kernel.n_features,
         }
-        return TvmTirProgram(module, tables.buffers(), meta)
+        return TvmTirProgram(module, kernel.buffers, meta)

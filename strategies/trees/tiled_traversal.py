@@ -24,9 +24,9 @@ under a microsecond per call.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
-from ..base import Knob, Strategy, register
+from ..base import Knob, Strategy, TirKernel, register
 from ..ir import Op, TreeEnsemble
 from ._tir_kernel import Epilogue, KernelOptions, generate
 from ._tir_layout import KernelTables, build_tables, perfect_nbytes
@@ -169,3 +169,25 @@ class TiledTraversal(Strategy):
             category_rounding=op.category_rounding,
         )
         return generate(tables, opts, epi), tables
+
+    @classmethod
+    def tir_kernel(cls, ops: Sequence[Op], knobs: Mapping[str, Any], *, output: str, threads: int,
+                   simd: str) -> TirKernel:
+        from ..ground.errors import InvalidConfigError
+
+        if len(ops) != 1 or not isinstance(ops[0], TreeEnsemble):
+            raise InvalidConfigError(
+                f"strategy {cls.name!r} computes exactly one tree_ensemble, not {[op.kind for op in ops]}"
+            )
+        op = ops[0]
+        func, tables = cls.kernel(op, knobs, output=output, threads=threads, simd=simd)
+        k = cls.resolve_knobs(knobs)
+        parallel = k["parallel"] if threads > 1 else "none"
+        groups = -(-op.n_trees // k["tree_group"]) if k["tree_group"] else 1
+        return TirKernel(
+            func=func, buffers=tables.buffers(), input_dtype=str(tables.cdtype), output_dtype=str(tables.adtype),
+            n_features=op.n_features, n_outputs=op.n_outputs, parallel=parallel,
+            rows_per_block=k["rows_per_block"],
+            row_span=max(op.n_features, op.n_outputs * groups if parallel == "trees" else 0),
+            summary=f"{op.n_trees} trees, depth {tables.depth}",
+        )
