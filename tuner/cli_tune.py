@@ -83,8 +83,8 @@ def _add_tune(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--trials", type=int, default=None, help="measure at most N candidates")
     p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
                    help="stop measuring after this long (default 300 when --trials is not given)")
-    p.add_argument("--batch-size", type=int, nargs="+", default=[1, 1024], metavar="N",
-                   help="batch sizes to tune for (default: 1 1024)")
+    p.add_argument("--batch-size", type=int, nargs="+", default=[1, 1024, 65536], metavar="N",
+                   help="batch sizes to tune for (default: 1 1024 65536; the 65,536-row plan serves large batches)")
     p.add_argument("--threads", type=int, default=None, help="tune for exactly this many threads")
     p.add_argument("--backends", default=None, help="comma-separated backends to consider (default: all available)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

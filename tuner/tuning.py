@@ -42,6 +42,7 @@ from .space import SpaceOptions, TaskSpace
 log = logging.getLogger(__name__)
 
 DEFAULT_TIME_BUDGET = 300.0  # seconds, when neither trials nor time_budget is given
+DEFAULT_BATCH_SIZES = (1, 1024, 65536)  # single rows, 1,024-row calls, large batches
 SYNTHETIC_ROWS = 4096
 RESERVE_SHARE = 0.3  # at most this share of a time budget is kept back for the winners' builds
 
@@ -84,7 +85,7 @@ def tune(
     X: Any = None,
     *,
     db: Any = None,
-    batch_sizes: Iterable[int] = (1, 1024),
+    batch_sizes: Iterable[int] = DEFAULT_BATCH_SIZES,
     trials: int | None = None,
     time_budget: float | None = None,
     threads: int | None = None,
@@ -100,6 +101,9 @@ def tune(
     """Tune ``model`` for this machine at each batch size and store trials and winning artifacts in ``db``.
 
     ``X``: sample inputs (else synthetic rows drawn from the model's own thresholds).
+    ``batch_sizes``: the default tunes a plan for single rows, for 1,024-row
+    calls and for large batches (65,536 rows, the plan a call of 10,000 rows or
+    more uses), so large batches are not served by a small batch's plan in chunks.
     Budget: ``trials`` measured candidates and/or ``time_budget`` seconds (default
     5 minutes when neither is given); with a time budget the call returns within
     ``1.1 * time_budget + 10`` seconds, the winners' builds included.  Re-running
