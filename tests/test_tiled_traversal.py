@@ -101,6 +101,14 @@ CASES = {
     "multiclass-default": (dict(n_outputs=4, n_trees=24, depth=6, post=PostTransform("softmax")), {}, 1),
     "vector-leaves-sum-scalar": (
         dict(n_outputs=2, per_tree_output=False, n_trees=10, depth=5), dict(vector_rows=1, interleave=8), 2),
+    "eager5-lt-f32-v16": (
+        dict(comparison="<", n_trees=33, depth=7, post=PostTransform("sigmoid", 1.0)),
+        dict(vector_rows=16, eager_levels=5, interleave=8), 2),
+    "eager-all-levels-le-f64-multiclass": (
+        dict(comparison="<=", compare_dtype="float64", n_outputs=3, n_trees=18, depth=4, post=PostTransform("softmax")),
+        dict(eager_levels=4, register_levels=1), 1),
+    "eager2-groups-trees-outer": (
+        dict(n_trees=40, depth=6), dict(eager_levels=2, loop_order="trees_outer", tree_group=8), 2),
     "binary-ovr-mean-sparse-v16": (
         dict(n_trees=9, depth=4, aggregation="mean", post=PostTransform("ovr_normalize")),
         dict(layout="sparse", vector_rows=16, interleave=2), 1),
@@ -286,6 +294,11 @@ def test_invalid_combinations_are_pruned() -> None:
     assert "tree_group" in r(shallow, parallel="trees")
     assert "register_levels" in r(shallow, layout="sparse", register_levels=8)
     assert "exceeds" in r(shallow, register_levels=8)
+    assert "eager_levels needs" in r(shallow, layout="sparse", eager_levels=2)
+    assert "eager_levels needs" in r(shallow, eager_levels=2, x_block=False)
+    assert "exceeds the ensemble's depth 4" in r(shallow, eager_levels=5)
+    special = random_ensemble(3, n_trees=4, depth=4, zero_missing=True)
+    assert "numeric splits only" in r(special, eager_levels=2)
     with pytest.raises(InvalidConfigError, match="depth"):
         build(deep, {})
 

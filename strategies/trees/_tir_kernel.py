@@ -46,6 +46,7 @@ class KernelOptions:
     unroll: bool
     register_levels: int
     simd: str  # avx512 | avx2 | generic
+    eager_levels: int = 0  # perfect layout + x block: the top levels' nodes all compared with plain vector loads
 
 
 @dataclass(frozen=True)
@@ -219,6 +220,11 @@ class _Gen:
             base = tree * tab.stride
             static = isinstance(d, int)
             v = None
+            L = self.opt.eager_levels
+            if static and L and d < L:
+                if d == 0:
+                    T.buffer_store(idx, self.eager_top(base, L), [at])
+                return
             if static and d == 0:
                 cur = self.bc(0)
                 fe, th = self.bc(self.feature[base]), self.bc(self.threshold[base], self.cd)
@@ -251,6 +257,27 @@ class _Gen:
             ch = self.gather(self.child, cur)
             p = self.predicate(fe, th, sp, rowoff)
             T.buffer_store(idx, ch + self.bc(1) - T.Cast(self.vt("int32"), p), [at])
+
+    def eager_top(self, base, L: int):
+        """Node index at level ``L`` of the tree at ``base``: every node of the top ``L`` levels compared at once.
+
+        Each node's column of the x block is one plain vector load (no gather and no
+        dependent load); level ``d``'s predicates are packed into one bit per node and
+        the walk then only picks bits: ``l' = 2 l + 1 - bit(l)`` (local index in the level).
+        """
+        T = self.T
+        local = self.bc(0)
+        for d in range(L):
+            first = 2**d - 1
+            bits = None
+            for j in range(2**d):
+                node = base + first + j
+                v = self.xt[self.lanes(self.feature[node] + self.block_row)]
+                b = T.Select(v <= self.bc(self.threshold[node], self.cd), self.bc(1 << j if j < 31 else -(2**31)), self.bc(0))
+                bits = b if bits is None else bits | b
+            p = (bits >> local) & self.bc(1) if d else bits
+            local = local * self.bc(2) + self.bc(1) - p
+        return local + self.bc(2**L - 1)
 
     def tile(self, tree0, ww: int, rowoff, acc, acc_row) -> None:
         """Walk trees ``tree0 .. tree0+ww-1`` for the row vector at ``acc_row`` and add their leaves."""

@@ -63,6 +63,9 @@ class TiledTraversal(Strategy):
         Knob("unroll", (True, False), True, "unroll the depth walk (levels become straight-line code)"),
         Knob("register_levels", (1, 6, 7, 8), 7,
              "perfect layout, unrolled, vector_rows > 1: top levels read by in-register permutes instead of gathers"),
+        Knob("eager_levels", (0, 2, 3, 4, 5, 6), 0,
+             "perfect layout with x_block, unrolled, vector_rows > 1: every node of the top levels compared with "
+             "plain vector loads at once, their outcomes packed into bits (no gathers, no dependent loads there)"),
         Knob("x_block", (True, False), True,
              "copy each row block into a feature-major buffer [x, -x]: no sign arithmetic per step, "
              "the top two levels read it with plain vector loads"),
@@ -99,6 +102,13 @@ class TiledTraversal(Strategy):
             return "register_levels only applies to the unrolled perfect layout with vector_rows > 1"
         if k["register_levels"] > max(op.max_depth, 1) and k["register_levels"] != cls._default("register_levels"):
             return f"register_levels {k['register_levels']} exceeds the ensemble's depth {op.max_depth}"
+        if k["eager_levels"]:
+            if not (k["layout"] == "perfect" and k["x_block"] and k["unroll"] and k["vector_rows"] > 1):
+                return "eager_levels needs layout='perfect', x_block, unroll and vector_rows > 1"
+            if op.has_categorical or op.has_zero_missing:
+                return "eager_levels compares numeric splits only (the ensemble has categorical or zero-as-missing splits)"
+            if k["eager_levels"] > max(op.max_depth, 1):
+                return f"eager_levels {k['eager_levels']} exceeds the ensemble's depth {op.max_depth}"
         grouped = k["tree_group"] != 0
         if grouped and k["tree_group"] >= op.n_trees:
             return f"tree_group {k['tree_group']} is not smaller than the {op.n_trees} trees"
@@ -160,7 +170,7 @@ class TiledTraversal(Strategy):
             rows_per_block=k["rows_per_block"], vector_rows=k["vector_rows"], interleave=k["interleave"],
             tree_group=k["tree_group"], loop_order=k["loop_order"],
             parallel=k["parallel"] if threads > 1 else "none", unroll=k["unroll"],
-            register_levels=k["register_levels"], simd=simd,
+            register_levels=k["register_levels"], simd=simd, eager_levels=k["eager_levels"],
         )
         post = op.post_transform if output == "out" and not op.post_transform.is_identity else None
         epi = Epilogue(
