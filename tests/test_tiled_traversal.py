@@ -109,6 +109,16 @@ CASES = {
         dict(eager_levels=4, register_levels=1), 1),
     "eager2-groups-trees-outer": (
         dict(n_trees=40, depth=6), dict(eager_levels=2, loop_order="trees_outer", tree_group=8), 2),
+    "hybrid-top4-cat-zm-v16": (
+        dict(comparison="<", n_trees=21, depth=9, categorical=frozenset({2}), rounding="floor", zero_missing=True,
+             post=PostTransform("sigmoid", 1.0)),
+        dict(layout="hybrid", top_levels=4, vector_rows=16, register_levels=1), 2),
+    "hybrid-top6-eager-f64-multiclass": (
+        dict(comparison="<=", compare_dtype="float64", n_outputs=3, n_trees=15, depth=10, post=PostTransform("softmax")),
+        dict(layout="hybrid", top_levels=6, eager_levels=3), 1),
+    "hybrid-top8-scalar-trees-parallel": (
+        dict(n_trees=24, depth=11), dict(layout="hybrid", top_levels=8, vector_rows=1, interleave=2,
+                                         loop_order="trees_outer", tree_group=8, parallel="trees", x_block=False), 2),
     "binary-ovr-mean-sparse-v16": (
         dict(n_trees=9, depth=4, aggregation="mean", post=PostTransform("ovr_normalize")),
         dict(layout="sparse", vector_rows=16, interleave=2), 1),
@@ -295,6 +305,11 @@ def test_invalid_combinations_are_pruned() -> None:
     assert "register_levels" in r(shallow, layout="sparse", register_levels=8)
     assert "exceeds" in r(shallow, register_levels=8)
     assert "eager_levels needs" in r(shallow, layout="sparse", eager_levels=2)
+    assert "top_levels only applies" in r(shallow, top_levels=4)
+    assert "below the depth" in r(shallow, layout="hybrid", top_levels=4)
+    assert r(deep, layout="hybrid") is None and r(deep, layout="hybrid", top_levels=4) is None
+    assert "needs unroll" in r(deep, layout="hybrid", unroll=False)
+    assert "perfect top of 4" in r(deep, layout="hybrid", top_levels=4, eager_levels=5)
     assert "eager_levels needs" in r(shallow, eager_levels=2, x_block=False)
     assert "exceeds the ensemble's depth 4" in r(shallow, eager_levels=5)
     special = random_ensemble(3, n_trees=4, depth=4, zero_missing=True)

@@ -216,9 +216,9 @@ class _Gen:
         """One step of walk ``w`` (tree ``tree``) at level ``d`` (int when unrolled, else a loop var)."""
         T, tab = self.T, self.tab
         at = self.lanes(w * self.V)
-        if tab.layout == "perfect":
+        static = isinstance(d, int)
+        if tab.layout == "perfect" or (tab.layout == "hybrid" and d < tab.top_levels):
             base = tree * tab.stride
-            static = isinstance(d, int)
             v = None
             L = self.opt.eager_levels
             if static and L and d < L:
@@ -252,7 +252,13 @@ class _Gen:
             p = self.predicate(fe, th, sp, rowoff, v)
             T.buffer_store(idx, cur * self.bc(2) + self.bc(2) - T.Cast(self.vt("int32"), p), [at])
         else:
-            cur = self.bc(self.root[tree]) if (isinstance(d, int) and d == 0) else idx[at]
+            if tab.layout == "hybrid" and d == tab.top_levels:  # leave the perfect top through the exit table
+                top = 2**tab.top_levels
+                cur = self.gather(self.exit, self.bc(tree * top - (top - 1)) + idx[at])
+            elif tab.layout == "sparse" and static and d == 0:
+                cur = self.bc(self.root[tree])
+            else:
+                cur = idx[at]
             fe, th, sp = self.node_fields(cur)
             ch = self.gather(self.child, cur)
             p = self.predicate(fe, th, sp, rowoff)
@@ -452,7 +458,7 @@ class _Gen:
                 for name, arr in tab.buffers().items():
                     setattr(self, name, T.match_buffer(handles[name], (arr.shape[0],), str(arr.dtype)))
                 self.xi = T.decl_buffer((n * F,), self.it, data=x.data)
-                for name in ("child", "root", "tree_column", "special", "cat_bits"):
+                for name in ("child", "root", "tree_column", "special", "cat_bits", "exit"):
                     if name not in handles:
                         setattr(self, name, None)
                 n_blocks = (n + B - 1) // B

@@ -15,6 +15,13 @@ Two layouts:
   a leaf points to a pair of copies of itself, so a walk of ``D`` steps stays
   on the leaf it reached.  Size is ~3x the node count, whatever the depth.
 
+* ``hybrid``: for trees too deep to pad: the top ``top_levels`` levels of each
+  tree perfect (as above, stride ``2**top_levels - 1``, so the in-register and
+  x-block reads of the perfect layout apply there), then an ``exit`` table
+  ``(T, 2**top_levels)`` giving the sparse slot where each exit of the top
+  continues; below it, the sparse layout.  The walk reads no child index in the
+  top levels, where a deep tree's nodes are nearly all internal.
+
 "Special" nodes (categorical, zero-as-missing) carry a code in ``special``:
 bits 0-1 kind (1 categorical, 2 zero-missing), bit 2 missing goes left, bit 3
 unknown category goes left, bits 4.. the node's row in ``cat_bits`` (the
@@ -59,10 +66,12 @@ class KernelTables:
     has_categorical: bool
     has_zero_missing: bool
     x_block: int = 0  # >0: feature words index a feature-major block of this many rows holding [x, -x]
+    exit: np.ndarray | None = None  # hybrid: int32 (T * 2**top_levels,) sparse slot of each exit of the top
+    top_levels: int = 0  # hybrid: levels of the perfect top
 
     def buffers(self) -> dict[str, np.ndarray]:
         """The kernel's weight arguments, in argument order (each padded by ``PAD`` entries)."""
-        names = ["feature", "threshold", "child", "root", "leaf", "tree_column", "special", "cat_bits"]
+        names = ["feature", "threshold", "child", "root", "leaf", "tree_column", "special", "cat_bits", "exit"]
         return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
 
     @property
@@ -103,8 +112,8 @@ def _feature_words(feature: np.ndarray, sign: np.ndarray) -> np.ndarray:
     return np.where(sign < 0, feature.astype(np.int32) | SIGN_BIT, feature.astype(np.int32)).astype(np.int32)
 
 
-def build_tables(op: TreeEnsemble, layout: str, x_block: int = 0) -> KernelTables:
-    """Tables of ``op`` in ``layout`` ("perfect" or "sparse").
+def build_tables(op: TreeEnsemble, layout: str, x_block: int = 0, top_levels: int = 0) -> KernelTables:
+    """Tables of ``op`` in ``layout`` ("perfect", "sparse", or "hybrid" with a perfect top of ``top_levels``).
 
     With ``x_block`` > 0 the kernel copies each block of ``x_block`` rows into a
     feature-major buffer ``[x, -x]``; feature words then hold the start of the
@@ -127,8 +136,15 @@ def build_tables(op: TreeEnsemble, layout: str, x_block: int = 0) -> KernelTable
         depth = max(fa.depth, 1)
         feature, threshold, child, root, leaf, special = _sparse(fa, adtype)
         stride = 0
+    elif layout == "hybrid":
+        if not 0 < top_levels < fa.depth:
+            raise ValueError(f"hybrid layout needs 0 < top_levels < depth ({fa.depth}), got {top_levels}")
+        depth = fa.depth
+        feature, threshold, child, leaf, special, exit_slot = _hybrid(fa, adtype, top_levels)
+        root = None
+        stride = 2**top_levels - 1
     else:
-        raise ValueError(f"layout must be 'perfect' or 'sparse', got {layout!r}")
+        raise ValueError(f"layout must be 'perfect', 'sparse' or 'hybrid', got {layout!r}")
     if x_block:
         flipped = feature < 0
         col = (feature & np.int32(0x7FFFFFFF)).astype(np.int64) + op.n_features * flipped
@@ -151,39 +167,69 @@ def build_tables(op: TreeEnsemble, layout: str, x_block: int = 0) -> KernelTable
         special=None if special is None else _padded(special),
         cat_bits=None if cat_bits is None else _padded(cat_bits), cat_words=op.cat_words,
         has_categorical=op.has_categorical, has_zero_missing=op.has_zero_missing, x_block=x_block,
+        exit=_padded(exit_slot) if layout == "hybrid" else None, top_levels=top_levels if layout == "hybrid" else 0,
     )
 
 
-def _sparse(fa: ForestArrays, adtype: np.dtype):
-    """Breadth-first slots with adjacent children; every leaf also gets a self-looping pair."""
-    width = fa.leaf_value.shape[1]
-    n_slots = [2 * int(fa.tree_start[t + 1] - fa.tree_start[t]) + 1 for t in range(fa.n_trees)]
-    total = sum(n_slots)
+def _slots(fa: ForestArrays, roots: list[list[int]]) -> tuple[np.ndarray, np.ndarray, list[list[int]]]:
+    """Breadth-first slots from each tree's ``roots`` (disjoint subtrees): ``(node_of, child, root slots)``.
+
+    Both children of a slot sit in adjacent slots (true child at ``child[s]``, false at ``+1``); every leaf
+    also gets a self-looping pair, so walks of any length stay on the leaf they reached.
+    """
+    total = 0
+    for tree_roots in roots:  # each node takes one slot and each leaf two more, plus one per root
+        for r in tree_roots:
+            total += 1
+        total += 2 * sum(_subtree_size(fa, r) for r in tree_roots)
     node_of = np.full(total, -1, np.int64)  # ForestArrays node held by each slot
     child = np.zeros(total, np.int32)
-    root = np.zeros(fa.n_trees, np.int32)
-    base = 0
-    for t in range(fa.n_trees):
-        root[t] = base
-        node_of[base] = fa.tree_start[t]
-        queue = [base]
-        nxt = base + 1
+    root_slots: list[list[int]] = []
+    nxt = 0
+    for tree_roots in roots:
+        queue = list(range(nxt, nxt + len(tree_roots)))
+        node_of[nxt : nxt + len(tree_roots)] = tree_roots
+        root_slots.append(queue[:])
+        nxt += len(tree_roots)
         head = 0
         while head < len(queue):
             s = queue[head]
             head += 1
             node = node_of[s]
+            child[s] = nxt
             if fa.is_leaf[node]:
-                child[s] = nxt
                 node_of[nxt : nxt + 2] = node
                 child[nxt : nxt + 2] = nxt
             else:
-                child[s] = nxt
                 node_of[nxt] = fa.true_child[node]
                 node_of[nxt + 1] = fa.false_child[node]
                 queue += [nxt, nxt + 1]
             nxt += 2
-        base += n_slots[t]
+    return node_of, child, root_slots
+
+
+def _subtree_size(fa: ForestArrays, root: int) -> int:
+    size, stack = 0, [root]
+    while stack:
+        node = stack.pop()
+        size += 1
+        if not fa.is_leaf[node]:
+            stack += [int(fa.true_child[node]), int(fa.false_child[node])]
+    return size
+
+
+def _sparse(fa: ForestArrays, adtype: np.dtype):
+    """The sparse layout: every tree from its root."""
+    node_of, child, root_slots = _slots(fa, [[int(r)] for r in fa.roots])
+    root = np.array([r[0] for r in root_slots], np.int32)
+    feature, threshold, leaf, special = _slot_tables(fa, adtype, node_of)
+    return feature, threshold, child, root, leaf, special
+
+
+def _slot_tables(fa: ForestArrays, adtype: np.dtype, node_of: np.ndarray):
+    """``(feature, threshold, leaf, special)`` of slots holding ForestArrays nodes ``node_of`` (-1: unused)."""
+    width = fa.leaf_value.shape[1]
+    total = node_of.shape[0]
     used = node_of >= 0
     nodes = np.where(used, node_of, 0)
     leafish = used & fa.is_leaf[nodes]
@@ -193,4 +239,38 @@ def _sparse(fa: ForestArrays, adtype: np.dtype):
     special = None
     if fa.has_special:
         special = _special_codes(fa, np.where(used & ~leafish, node_of, -1))
-    return feature, threshold, child, root, leaf, special
+    return feature, threshold, leaf, special
+
+
+def _hybrid(fa: ForestArrays, adtype: np.dtype, top: int):
+    """Perfect top of ``top`` levels for every tree, then sparse slots from each exit of the top."""
+    pf = perfect_forest(_truncated(fa, top))
+    T = fa.n_trees
+    # ForestArrays node at each of the 2**top exits of each tree (a leaf above the exit level repeats)
+    cur = fa.roots.astype(np.int64)[:, None]
+    for _ in range(top):
+        tc = np.where(fa.is_leaf[cur], cur, fa.true_child[cur])
+        fc = np.where(fa.is_leaf[cur], cur, fa.false_child[cur])
+        cur = np.stack([tc, fc], axis=2).reshape(T, -1)
+    roots = [list(dict.fromkeys(int(n) for n in row)) for row in cur]
+    node_of, child, root_slots = _slots(fa, roots)
+    head = T * (2**top - 1)
+    slot_of = [dict(zip(r, s)) for r, s in zip(roots, root_slots)]
+    exit_slot = np.array([[head + slot_of[t][int(n)] for n in cur[t]] for t in range(T)], np.int32).ravel()
+    s_feature, s_threshold, leaf, s_special = _slot_tables(fa, adtype, node_of)
+    feature = np.concatenate([_feature_words(pf.feature, pf.sign).ravel(), s_feature])
+    threshold = np.concatenate([pf.threshold.ravel().astype(fa.dtype), s_threshold])
+    width = fa.leaf_value.shape[1]
+    leaf = np.concatenate([np.zeros((head, width), adtype), leaf])
+    child = np.concatenate([np.zeros(head, np.int32), child + head]).astype(np.int32)
+    special = None
+    if fa.has_special:
+        special = np.concatenate([_special_codes(fa, pf.node_id).ravel(), s_special])
+    return feature, threshold, child, leaf, special, exit_slot
+
+
+def _truncated(fa: ForestArrays, levels: int) -> ForestArrays:
+    """``fa`` seen only ``levels`` deep (what ``perfect_forest`` pads); nodes below are never read."""
+    from dataclasses import replace
+
+    return replace(fa, depth=levels)

@@ -9,8 +9,10 @@ trees_outer``) so a group's nodes stay in L1/L2 while every row of the block
 goes through them.  The walk is a fixed number of steps over the predicate form
 of ``common.py`` (``P = s * x[f] <= u``; NaN fails every comparison), either on
 perfect trees (children at ``2i+1`` / ``2i+2``, no child table; the top
-``register_levels`` levels read by in-register permutes) or on a sparse layout
-with child indices for trees too deep to pad.  With ``x_block`` each row block
+``register_levels`` levels read by in-register permutes) on a sparse layout
+with child indices for trees too deep to pad, or on a hybrid of the two (a
+perfect top, sparse below).  With ``eager_levels`` every node of the top levels
+is compared at once by plain vector loads.  With ``x_block`` each row block
 is first copied feature-major as ``[x, -x]``.  Comparisons run in the op's
 compare dtype, sums in float32 (float64 for float64 models); code for special
 nodes (categorical, zero-as-missing) is generated only when the ensemble has
@@ -36,6 +38,16 @@ PERFECT_MAX_BYTES = 64 << 20
 # per-thread scratch per row block (TVM puts buffers over 1 KiB in its workspace pool, not on the stack)
 MAX_ACC_BYTES = 4 << 20  # accumulators: rows_per_block x n_outputs
 MAX_BLOCK_BYTES = 16 << 20  # the x block: rows_per_block x 2 n_features
+GROUP_CACHE_BYTES = 1 << 20  # a tree group's tables should fit about half of a core's L2
+
+
+def _table_bytes(op: TreeEnsemble) -> float:
+    """Bytes of the kernel's tables for ``op`` (perfect when it fits that layout, else ~3 sparse slots per node)."""
+    if op.max_depth <= PERFECT_MAX_DEPTH:
+        return float(perfect_nbytes(op))
+    width = 1 if op.tree_output is not None else op.n_outputs
+    nodes = sum(t.n_nodes for t in op.trees)
+    return float(3 * nodes * (12 + 4 * width))
 
 
 @register
@@ -47,14 +59,16 @@ class TiledTraversal(Strategy):
     op_kind = "tree_ensemble"
     family = "tir"
     knobs = (
-        Knob("layout", ("perfect", "sparse"), "perfect",
-             "perfect: trees padded to full depth, children at 2i+1/2i+2; sparse: child indices (deep trees)"),
-        Knob("rows_per_block", (16, 64, 256), 64,
+        Knob("layout", ("perfect", "sparse", "hybrid"), "perfect",
+             "perfect: trees padded to full depth, children at 2i+1/2i+2; sparse: child indices (deep trees); "
+             "hybrid: a perfect top of top_levels levels, sparse below (deep trees)"),
+        Knob("top_levels", (4, 6, 8), 8, "hybrid layout: levels of each tree's perfect top"),
+        Knob("rows_per_block", (16, 64, 256, 1024), 64,
              "rows per block: unit of row parallelism and of the trees_outer reuse tile"),
         Knob("vector_rows", (1, 8, 16), 8,
              "rows walked together in SIMD lanes (1: scalar code; 8: AVX2 gathers; 16: AVX-512 gathers)"),
         Knob("interleave", (1, 2, 4, 8), 4, "trees walked at once per row vector (independent walks in flight)"),
-        Knob("tree_group", (0, 8, 32), 0,
+        Knob("tree_group", (0, 4, 8, 32), 0,
              "trees per group for trees_outer / parallel=trees (0: all trees in one group)"),
         Knob("loop_order", ("rows_outer", "trees_outer"), "rows_outer",
              "rows_outer: each row vector walks every tree; trees_outer: each tree group sees every row of the block"),
@@ -89,6 +103,17 @@ class TiledTraversal(Strategy):
                 return f"perfect layout is limited to depth {PERFECT_MAX_DEPTH} (the ensemble has depth {op.max_depth}); use layout='sparse'"
             if perfect_nbytes(op) > PERFECT_MAX_BYTES:
                 return f"perfect layout would take {perfect_nbytes(op) >> 20} MiB (limit {PERFECT_MAX_BYTES >> 20}); use layout='sparse'"
+        if k["layout"] == "hybrid":
+            if k["top_levels"] >= op.max_depth:
+                return f"hybrid layout needs top_levels ({k['top_levels']}) below the depth ({op.max_depth}); use 'perfect'"
+            if not k["unroll"]:
+                return "hybrid layout needs unroll (the walk switches layouts at a fixed level)"
+            if k["eager_levels"] > k["top_levels"]:
+                return f"eager_levels {k['eager_levels']} exceeds the perfect top of {k['top_levels']} levels"
+            if k["register_levels"] > k["top_levels"] and k["register_levels"] != cls._default("register_levels"):
+                return f"register_levels {k['register_levels']} exceeds the perfect top of {k['top_levels']} levels"
+        elif k["top_levels"] != cls._default("top_levels"):
+            return "top_levels only applies to layout='hybrid'"
         if k["rows_per_block"] % k["vector_rows"]:
             return f"rows_per_block ({k['rows_per_block']}) must be a multiple of vector_rows ({k['vector_rows']})"
         if k["x_block"] and 2 * op.n_features * k["rows_per_block"] * 8 > MAX_BLOCK_BYTES:
@@ -97,14 +122,14 @@ class TiledTraversal(Strategy):
         if acc > MAX_ACC_BYTES:
             return f"rows_per_block x n_outputs = {k['rows_per_block'] * op.n_outputs} accumulators exceed the scratch budget"
         # knobs that have no effect are only searched at their default (the default stays valid)
-        uses_registers = k["layout"] == "perfect" and k["unroll"] and k["vector_rows"] > 1
+        uses_registers = k["layout"] in ("perfect", "hybrid") and k["unroll"] and k["vector_rows"] > 1
         if not uses_registers and k["register_levels"] != cls._default("register_levels"):
             return "register_levels only applies to the unrolled perfect layout with vector_rows > 1"
         if k["register_levels"] > max(op.max_depth, 1) and k["register_levels"] != cls._default("register_levels"):
             return f"register_levels {k['register_levels']} exceeds the ensemble's depth {op.max_depth}"
         if k["eager_levels"]:
-            if not (k["layout"] == "perfect" and k["x_block"] and k["unroll"] and k["vector_rows"] > 1):
-                return "eager_levels needs layout='perfect', x_block, unroll and vector_rows > 1"
+            if not (k["layout"] in ("perfect", "hybrid") and k["x_block"] and k["unroll"] and k["vector_rows"] > 1):
+                return "eager_levels needs layout='perfect' or 'hybrid', x_block, unroll and vector_rows > 1"
             if op.has_categorical or op.has_zero_missing:
                 return "eager_levels compares numeric splits only (the ensemble has categorical or zero-as-missing splits)"
             if k["eager_levels"] > max(op.max_depth, 1):
@@ -124,7 +149,7 @@ class TiledTraversal(Strategy):
 
     @classmethod
     def suggestions(cls, op: Op, batch_size: int) -> list[dict[str, Any]]:
-        layouts = ("perfect", "sparse") if op.max_depth <= 10 else ("sparse",)
+        layouts = ("perfect", "sparse") if op.max_depth <= 10 else ("hybrid", "sparse")
         if batch_size < 8:  # a row or a few: scalar walks, no vector set-up per call
             wanted = [{"vector_rows": 1, "rows_per_block": 16, "interleave": 4}]
         else:
@@ -132,6 +157,12 @@ class TiledTraversal(Strategy):
             # nodes stay in cache: what 8x longer searches found best at batch 1,024 on higgs and airline)
             wanted = [{}, {"interleave": 8, "rows_per_block": 256}, {"loop_order": "trees_outer", "tree_group": 8},
                       {"interleave": 8}]
+            per_tree = _table_bytes(op) / max(op.n_trees, 1)
+            if per_tree * op.n_trees > GROUP_CACHE_BYTES:
+                # tables beyond the L2: tree groups that fit it, each seeing many rows (rf depth 16: 3.5-4.5x)
+                group = max([g for g in (4, 8, 32) if g * per_tree <= GROUP_CACHE_BYTES and g < op.n_trees] or [4])
+                wanted.insert(0, {"loop_order": "trees_outer", "tree_group": group, "vector_rows": 16,
+                                  "rows_per_block": 1024 if batch_size >= 4096 else 256})
         out: list[dict[str, Any]] = []
         for knobs in wanted:
             valid = [k for k in ({"layout": lay, **knobs} for lay in layouts) if cls.invalid_reason(op, k) is None]
@@ -165,7 +196,8 @@ class TiledTraversal(Strategy):
             raise InvalidConfigError(f"strategy {cls.name!r}: {reason}")
         if output not in ("raw", "out"):
             raise InvalidConfigError(f"output must be 'raw' or 'out', got {output!r}")
-        tables: KernelTables = build_tables(op, k["layout"], k["rows_per_block"] if k["x_block"] else 0)
+        tables: KernelTables = build_tables(op, k["layout"], k["rows_per_block"] if k["x_block"] else 0,
+                                            top_levels=k["top_levels"] if k["layout"] == "hybrid" else 0)
         opts = KernelOptions(
             rows_per_block=k["rows_per_block"], vector_rows=k["vector_rows"], interleave=k["interleave"],
             tree_group=k["tree_group"], loop_order=k["loop_order"],
