@@ -82,6 +82,16 @@ def test_tiled_traversal(name):
     check(name, "tiled_traversal", "tvm-tir", layout=layout)
 
 
+@pytest.mark.parametrize("name", TREE_MODELS)
+def test_quickscorer(name):
+    if not _supported(name, "quickscorer"):
+        with pytest.raises(InvalidConfigError, match="quickscorer"):
+            tuner.compile(ZOO[name](), strategy="quickscorer", backend="tvm-tir")
+        return
+    check(name, "quickscorer", "tvm-tir")
+    check(name, "quickscorer", "tvm-tir", n=1000, vector_rows=16, word_bits=64, rows_per_block=256)
+
+
 @pytest.mark.parametrize("backend", ["torch", "torchscript", "tvm"])
 @pytest.mark.parametrize("fold", [False, True])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
