@@ -336,3 +336,23 @@ def test_exact_category_rounding_makes_non_integral_values_unknown() -> None:
     X = np.array([[2.5, 0.1, 0.2], [2.0, 0.1, 0.2], [3.7, 0.0, 0.0], [0.5, 1.0, 1.0], [-0.5, 1.0, 1.0]] * 8)
     for knobs in ({}, {"layout": "sparse", "vector_rows": 1}):
         assert_close(build(op, knobs)(X), reference.evaluate_op(op, X), f"exact rounding {knobs}")
+
+
+@pytest.mark.parametrize("multiple", [1, 4])
+def test_trees_by_depth_keep_the_sums_and_cover_every_walk(multiple: int) -> None:
+    from strategies.trees._tir_layout import MAX_SEGMENTS, by_depth
+
+    op = with_single_leaves(random_ensemble(7, n_outputs=3, n_trees=29, depth=9), count=5)
+    ordered, segments = by_depth(op, min_steps=2, multiple=multiple)
+    assert 1 < len(segments) <= MAX_SEGMENTS
+    assert segments[0][0] == 0 and segments[-1][1] == ordered.n_trees
+    assert all(a[1] == b[0] for a, b in zip(segments, segments[1:]))
+    for b, e, steps in segments:
+        assert (e - b) % multiple == 0 and steps >= 2
+        assert all(t.depth <= steps for t in ordered.trees[b:e])
+    assert ordered.n_trees - op.n_trees < multiple * len(segments)
+    X = inputs(op, 200)
+    np.testing.assert_allclose(reference.evaluate_op(ordered, X, output="raw"),
+                               reference.evaluate_op(op, X, output="raw"), rtol=1e-12, atol=1e-12)
+    # fewer steps than every tree walking the deepest tree's depth
+    assert sum((e - b) * s for b, e, s in segments) < ordered.n_trees * op.max_depth

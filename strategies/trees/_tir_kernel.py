@@ -84,7 +84,8 @@ class _Gen:
         if self.V == 16 and opt.simd != "avx512":
             self.x86 = False
         self.group = tab.n_trees if opt.tree_group <= 0 else min(opt.tree_group, tab.n_trees)
-        self.n_groups = -(-tab.n_trees // self.group)
+        self.segments = tab.segments or ((0, tab.n_trees, tab.depth),)
+        self.n_groups = sum(-(-(e - b) // self.group) for b, e, _ in self.segments)
 
     # ------------------------------------------------------------------ vector helpers
     def c(self, value, dtype: str):
@@ -285,19 +286,20 @@ class _Gen:
             local = local * self.bc(2) + self.bc(1) - p
         return local + self.bc(2**L - 1)
 
-    def tile(self, tree0, ww: int, rowoff, acc, acc_row) -> None:
-        """Walk trees ``tree0 .. tree0+ww-1`` for the row vector at ``acc_row`` and add their leaves."""
+    def tile(self, tree0, ww: int, rowoff, acc, acc_row, steps: int) -> None:
+        """Walk trees ``tree0 .. tree0+ww-1`` ``steps`` levels deep for the row vector at ``acc_row`` and add
+        their leaves."""
         T, tab, V = self.T, self.tab, self.V
         idx = T.alloc_buffer((ww * V,), "int32", scope="global")
         if self.opt.unroll:
-            for d in range(tab.depth):
+            for d in range(steps):
                 for w in range(ww):
                     self.walk_level(idx, w, tree0 + w, d, rowoff)
         else:
             for w in range(ww):
                 start = self.bc(0) if tab.layout == "perfect" else self.bc(self.root[tree0 + w])
                 T.buffer_store(idx, start, [self.lanes(w * V)])
-            with T.serial(0, tab.depth) as d:
+            with T.serial(0, steps) as d:
                 for w in range(ww):
                     self.walk_level(idx, w, tree0 + w, d, rowoff)
         lw = tab.leaf_width
@@ -324,15 +326,18 @@ class _Gen:
                 at = self.lanes(self.tree_column[tree0 + w] * self.B + acc_row)
                 T.buffer_store(acc, acc[at] + values[w][0], [at])
 
-    def tree_range(self, begin, end, rowoff, acc, acc_row) -> None:
-        """Tiles over trees ``[begin, end)``: full tiles of ``interleave``, then single trees."""
+    def tree_range(self, begin, end, rowoff, acc, acc_row, steps: int, whole: bool = False) -> None:
+        """Tiles over trees ``[begin, end)`` (walks of ``steps`` levels): full tiles of ``interleave``, then
+        single trees (``whole``: the count is known to be a multiple of ``interleave``)."""
         T, W = self.T, self.opt.interleave
         count = end - begin
         with T.serial(0, count // W) as i:
-            self.tile(begin + i * W, W, rowoff, acc, acc_row)
-        if W > 1:
+            self.tile(begin + i * W, W, rowoff, acc, acc_row, steps)
+        if isinstance(count, int) and count % W == 0:
+            whole = True
+        if W > 1 and not whole:
             with T.serial(0, count % W) as i:
-                self.tile(begin + (count // W) * W + i, 1, rowoff, acc, acc_row)
+                self.tile(begin + (count // W) * W + i, 1, rowoff, acc, acc_row, steps)
 
     def row_offsets(self, r0):
         """Per lane: the row's offset in ``x`` (direct) or its row in the x block."""
@@ -360,14 +365,31 @@ class _Gen:
                 self.block_row = rv * V
                 body(rv * V, self.row_offsets(block * B + rv * V))
 
+        whole = G % self.opt.interleave == 0 and all((e - b) % self.opt.interleave == 0 for b, e, _ in self.segments)
+
+        def group_range(b, e, steps, g):  # group g (0-based in its segment [b, e))
+            rows(lambda ar, ro: self.tree_range(b + g * G, T.min(b + g * G + G, e), ro, acc, ar, steps, whole))
+
         if groups == "all" and self.opt.loop_order == "rows_outer":
-            rows(lambda ar, ro: self.tree_range(0, tab.n_trees, ro, acc, ar))
+            def every_segment(ar, ro):
+                for b, e, steps in self.segments:
+                    self.tree_range(b, e, ro, acc, ar, steps)
+            rows(every_segment)
         elif groups == "all":
-            with T.serial(0, self.n_groups) as g:
-                rows(lambda ar, ro: self.tree_range(g * G, T.min(g * G + G, tab.n_trees), ro, acc, ar))
-        else:
-            g = groups
-            rows(lambda ar, ro: self.tree_range(g * G, T.min(g * G + G, tab.n_trees), ro, acc, ar))
+            for b, e, steps in self.segments:
+                with T.serial(0, -(-(e - b) // G)) as g:
+                    group_range(b, e, steps, g)
+        else:  # groups are numbered across segments: segment by segment, -(-(e - b) // G) each
+            first = 0
+            for b, e, steps in self.segments:
+                count = -(-(e - b) // G)
+                if len(self.segments) == 1:
+                    group_range(b, e, steps, groups)
+                else:
+                    with T.If(T.And(groups >= first, groups < first + count)):
+                        with T.Then():
+                            group_range(b, e, steps, groups - first)
+                first += count
 
     def fill_block(self, block, rows) -> None:
         """Copy ``rows`` rows of the block into the feature-major buffer ``[x, -x]`` (rows past n repeat the last)."""

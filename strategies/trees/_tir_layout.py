@@ -22,6 +22,12 @@ Two layouts:
   continues; below it, the sparse layout.  The walk reads no child index in the
   top levels, where a deep tree's nodes are nearly all internal.
 
+Walk length.  A walk takes a fixed number of steps per tree, so the sparse and
+hybrid layouts order the trees by depth (the sum's order changes, within the
+float32 sum's rounding) and cut them into at most ``MAX_SEGMENTS`` runs, each
+walked only as deep as its deepest tree: a LightGBM forest of 31-leaf trees
+with depths 5 to 21 takes half the steps of a walk of depth 21 for every tree.
+
 "Special" nodes (categorical, zero-as-missing) carry a code in ``special``:
 bits 0-1 kind (1 categorical, 2 zero-missing), bit 2 missing goes left, bit 3
 unknown category goes left, bits 4.. the node's row in ``cat_bits`` (the
@@ -34,11 +40,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..ir import TreeEnsemble
+from ..ir import Tree, TreeEnsemble
 from .common import CATEGORICAL, ZERO_MISSING, ForestArrays, forest_arrays, perfect_forest
 
 SIGN_BIT = np.int32(-(2**31))
 PAD = 64  # spare entries after every table: vector loads of a last tree's level may read past its end
+MAX_SEGMENTS = 4  # runs of trees walked to their own depth (each run is code of its own)
 
 
 @dataclass(frozen=True, eq=False)
@@ -68,6 +75,12 @@ class KernelTables:
     x_block: int = 0  # >0: feature words index a feature-major block of this many rows holding [x, -x]
     exit: np.ndarray | None = None  # hybrid: int32 (T * 2**top_levels,) sparse slot of each exit of the top
     top_levels: int = 0  # hybrid: levels of the perfect top
+    # (first tree, end, steps): runs of trees (in table order) and the steps their walks take
+    segments: tuple[tuple[int, int, int], ...] = ()
+
+    def group_count(self, group: int) -> int:
+        """Tree groups of at most ``group`` trees, none spanning two segments."""
+        return sum(-(-(e - b) // group) for b, e, _ in self.segments)
 
     def buffers(self) -> dict[str, np.ndarray]:
         """The kernel's weight arguments, in argument order (each padded by ``PAD`` entries)."""
@@ -112,13 +125,17 @@ def _feature_words(feature: np.ndarray, sign: np.ndarray) -> np.ndarray:
     return np.where(sign < 0, feature.astype(np.int32) | SIGN_BIT, feature.astype(np.int32)).astype(np.int32)
 
 
-def build_tables(op: TreeEnsemble, layout: str, x_block: int = 0, top_levels: int = 0) -> KernelTables:
+def build_tables(op: TreeEnsemble, layout: str, x_block: int = 0, top_levels: int = 0,
+                 multiple: int = 1) -> KernelTables:
     """Tables of ``op`` in ``layout`` ("perfect", "sparse", or "hybrid" with a perfect top of ``top_levels``).
 
     With ``x_block`` > 0 the kernel copies each block of ``x_block`` rows into a
     feature-major buffer ``[x, -x]``; feature words then hold the start of the
     node's column in it, ``(f + F * flipped) * x_block``, and no sign bit.
     """
+    segments = ((0, op.n_trees, max(op.max_depth, 1)),)
+    if layout in ("sparse", "hybrid"):
+        op, segments = by_depth(op, min_steps=top_levels + 1 if layout == "hybrid" else 1, multiple=multiple)
     fa = forest_arrays(op)
     cdtype = np.dtype(op.compare_dtype)
     adtype = np.dtype(np.float32) if cdtype == np.float32 else np.dtype(np.float64)
@@ -168,7 +185,65 @@ def build_tables(op: TreeEnsemble, layout: str, x_block: int = 0, top_levels: in
         cat_bits=None if cat_bits is None else _padded(cat_bits), cat_words=op.cat_words,
         has_categorical=op.has_categorical, has_zero_missing=op.has_zero_missing, x_block=x_block,
         exit=_padded(exit_slot) if layout == "hybrid" else None, top_levels=top_levels if layout == "hybrid" else 0,
+        segments=segments,
     )
+
+
+def by_depth(op: TreeEnsemble, min_steps: int = 1,
+             multiple: int = 1) -> tuple[TreeEnsemble, tuple[tuple[int, int, int], ...]]:
+    """``op`` with its trees ordered by depth, and at most ``MAX_SEGMENTS`` runs ``(begin, end, steps)``
+    chosen to minimise the total steps (trees x steps of their run; every walk takes at least ``min_steps``).
+
+    With ``multiple`` > 1 each run is padded with single-leaf trees of value 0 (to output column 0) to a
+    multiple of ``multiple`` trees, so the kernel has no code for left-over trees; the sums are unchanged.
+    """
+    from dataclasses import replace
+
+    depth = np.array([max(t.depth, min_steps) for t in op.trees])
+    order = np.argsort(depth, kind="stable")
+    depth = depth[order]
+    if not np.array_equal(order, np.arange(op.n_trees)):
+        out = None if op.tree_output is None else op.tree_output[order]
+        op = replace(op, trees=tuple(op.trees[i] for i in order), tree_output=out)
+    # runs end where the depth changes; dynamic programming merges them into at most MAX_SEGMENTS
+    ends = [i + 1 for i in range(op.n_trees) if i + 1 == op.n_trees or depth[i + 1] != depth[i]]
+    n = len(ends)
+    best = {(0, 0): (0, ())}  # (runs used, segments) -> (cost, cuts)
+    for k in range(1, min(n, MAX_SEGMENTS) + 1):
+        for j in range(k, n + 1):
+            options = []
+            for i in range(k - 1, j):
+                prev = best.get((i, k - 1))
+                if prev is None:
+                    continue
+                begin = ends[i - 1] if i else 0
+                options.append((prev[0] + (ends[j - 1] - begin) * int(depth[ends[j - 1] - 1]), prev[1] + (j,)))
+            if options:
+                best[(j, k)] = min(options)
+    _, cuts = min(best[(n, k)] for k in range(1, min(n, MAX_SEGMENTS) + 1))
+    segments, begin = [], 0
+    for c in cuts:
+        end = ends[c - 1]
+        segments.append((begin, end, int(depth[end - 1])))
+        begin = end
+    if multiple > 1 and any((e - b) % multiple for b, e, _ in segments):
+        trees, columns, padded, at = [], [], [], 0
+        zero = _zero_tree(op.trees[0].value.shape[1])
+        for b, e, steps in segments:
+            extra = -(e - b) % multiple
+            trees += list(op.trees[b:e]) + [zero] * extra
+            if op.tree_output is not None:
+                columns += list(op.tree_output[b:e]) + [0] * extra
+            padded.append((at, at + e - b + extra, steps))
+            at += e - b + extra
+        out = None if op.tree_output is None else np.array(columns, np.int32)
+        op, segments = replace(op, trees=tuple(trees), tree_output=out), padded
+    return op, tuple(segments)
+
+
+def _zero_tree(width: int) -> Tree:
+    return Tree(feature=np.array([-1]), threshold=np.zeros(1), left=np.array([-1]), right=np.array([-1]),
+                missing_left=np.zeros(1, bool), value=np.zeros((1, width)))
 
 
 def _slots(fa: ForestArrays, roots: list[list[int]]) -> tuple[np.ndarray, np.ndarray, list[list[int]]]:

@@ -197,7 +197,8 @@ class TiledTraversal(Strategy):
         if output not in ("raw", "out"):
             raise InvalidConfigError(f"output must be 'raw' or 'out', got {output!r}")
         tables: KernelTables = build_tables(op, k["layout"], k["rows_per_block"] if k["x_block"] else 0,
-                                            top_levels=k["top_levels"] if k["layout"] == "hybrid" else 0)
+                                            top_levels=k["top_levels"] if k["layout"] == "hybrid" else 0,
+                                            multiple=k["interleave"] if k["unroll"] else 1)
         opts = KernelOptions(
             rows_per_block=k["rows_per_block"], vector_rows=k["vector_rows"], interleave=k["interleave"],
             tree_group=k["tree_group"], loop_order=k["loop_order"],
@@ -225,7 +226,7 @@ class TiledTraversal(Strategy):
         func, tables = cls.kernel(op, knobs, output=output, threads=threads, simd=simd)
         k = cls.resolve_knobs(knobs)
         parallel = k["parallel"] if threads > 1 else "none"
-        groups = -(-op.n_trees // k["tree_group"]) if k["tree_group"] else 1
+        groups = tables.group_count(k["tree_group"]) if k["tree_group"] else 1
         return TirKernel(
             func=func, buffers=tables.buffers(), input_dtype=str(tables.cdtype), output_dtype=str(tables.adtype),
             n_features=op.n_features, n_outputs=op.n_outputs, parallel=parallel,
