@@ -119,6 +119,10 @@ CASES = {
     "hybrid-top8-scalar-trees-parallel": (
         dict(n_trees=24, depth=11), dict(layout="hybrid", top_levels=8, vector_rows=1, interleave=2,
                                          loop_order="trees_outer", tree_group=8, parallel="trees", x_block=False), 2),
+    "parallel-both-hybrid-multiclass": (
+        dict(n_outputs=3, n_trees=27, depth=9, post=PostTransform("softmax")),
+        dict(layout="hybrid", top_levels=4, loop_order="trees_outer", tree_group=4, parallel="both",
+             rows_per_block=16), 2),
     "binary-ovr-mean-sparse-v16": (
         dict(n_trees=9, depth=4, aggregation="mean", post=PostTransform("ovr_normalize")),
         dict(layout="sparse", vector_rows=16, interleave=2), 1),
@@ -302,6 +306,7 @@ def test_invalid_combinations_are_pruned() -> None:
     assert "trees_outer" in r(shallow, tree_group=8)
     assert "tree_group" in r(shallow, loop_order="trees_outer")
     assert "tree_group" in r(shallow, parallel="trees")
+    assert "parallel='both' needs tree_group" in r(shallow, parallel="both")
     assert "register_levels" in r(shallow, layout="sparse", register_levels=8)
     assert "exceeds" in r(shallow, register_levels=8)
     assert "eager_levels needs" in r(shallow, layout="sparse", eager_levels=2)

@@ -484,18 +484,26 @@ class _Gen:
                     if name not in handles:
                         setattr(self, name, None)
                 n_blocks = (n + B - 1) // B
-                if self.opt.parallel == "trees":
+                if self.opt.parallel in ("trees", "both"):
                     part = T.alloc_buffer((self.n_groups * n * K,), self.ad, scope="global")
-                    with T.parallel(0, self.n_groups) as g:
-                        with T.serial(0, n_blocks) as b:
-                            acc = T.alloc_buffer((K * B,), self.ad, scope="global")
-                            self.alloc_block()
-                            self.block_sums(b, g, acc)
-                            with T.serial(0, B) as r:
-                                with T.If(b * B + r < n):
-                                    with T.Then():
-                                        for k in range(K):
-                                            T.buffer_store(part, acc[k * B + r], [(g * n + b * B + r) * K + k])
+
+                    def group_block(g, b):
+                        acc = T.alloc_buffer((K * B,), self.ad, scope="global")
+                        self.alloc_block()
+                        self.block_sums(b, g, acc)
+                        with T.serial(0, B) as r:
+                            with T.If(b * B + r < n):
+                                with T.Then():
+                                    for k in range(K):
+                                        T.buffer_store(part, acc[k * B + r], [(g * n + b * B + r) * K + k])
+
+                    if self.opt.parallel == "trees":
+                        with T.parallel(0, self.n_groups) as g:
+                            with T.serial(0, n_blocks) as b:
+                                group_block(g, b)
+                    else:  # one task per (tree group, row block)
+                        with T.parallel(0, self.n_groups * n_blocks) as gb:
+                            group_block(gb // n_blocks, gb % n_blocks)
                     with T.parallel(0, n_blocks) as b:
                         with T.serial(0, B) as r:
                             row = b * B + r

@@ -72,8 +72,9 @@ class TiledTraversal(Strategy):
              "trees per group for trees_outer / parallel=trees (0: all trees in one group)"),
         Knob("loop_order", ("rows_outer", "trees_outer"), "rows_outer",
              "rows_outer: each row vector walks every tree; trees_outer: each tree group sees every row of the block"),
-        Knob("parallel", ("rows", "trees", "none"), "rows",
-             "loop run by TVM's thread pool: row blocks, tree groups (partial sums), or none"),
+        Knob("parallel", ("rows", "trees", "both", "none"), "rows",
+             "loop run by TVM's thread pool: row blocks, tree groups (partial sums added in group order), "
+             "both (one task per tree group and row block), or none"),
         Knob("unroll", (True, False), True, "unroll the depth walk (levels become straight-line code)"),
         Knob("register_levels", (1, 6, 7, 8), 7,
              "perfect layout, unrolled, vector_rows > 1: top levels read by in-register permutes instead of gathers"),
@@ -141,8 +142,8 @@ class TiledTraversal(Strategy):
             return "tree_group only matters with loop_order='trees_outer'"
         if k["loop_order"] == "trees_outer" and not grouped:
             return "loop_order='trees_outer' needs tree_group > 0"
-        if k["parallel"] == "trees" and not grouped:
-            return "parallel='trees' needs tree_group > 0 (each group is one parallel task)"
+        if k["parallel"] in ("trees", "both") and not grouped:
+            return f"parallel={k['parallel']!r} needs tree_group > 0 (each group is one parallel task)"
         if k["interleave"] > op.n_trees and k["interleave"] != cls._default("interleave"):
             return f"interleave {k['interleave']} exceeds the {op.n_trees} trees"
         return None
@@ -231,6 +232,6 @@ class TiledTraversal(Strategy):
             func=func, buffers=tables.buffers(), input_dtype=str(tables.cdtype), output_dtype=str(tables.adtype),
             n_features=op.n_features, n_outputs=op.n_outputs, parallel=parallel,
             rows_per_block=k["rows_per_block"],
-            row_span=max(op.n_features, op.n_outputs * groups if parallel == "trees" else 0),
+            row_span=max(op.n_features, op.n_outputs * groups if parallel in ("trees", "both") else 0),
             summary=f"{op.n_trees} trees, depth {tables.depth}",
         )
