@@ -27,7 +27,7 @@ from strategies.ground.errors import InvalidConfigError
 from strategies.ir import PostTransform, Tree, TreeEnsemble
 from strategies.sampling import sample_inputs
 from strategies.testing import as_model, random_ensemble
-from strategies.trees._qs_layout import build_qs_tables, evaluate
+from strategies.trees._qs_layout import PAD, build_qs_tables, evaluate
 from strategies.trees.quickscorer import MAX_LEAVES, QuickScorer
 from tuner.measure import MeasureSettings
 from zoo import ZOO, data
@@ -94,7 +94,7 @@ CASES = {
              post=PostTransform("exp")),
         dict(vector_rows=16), 1),
     "le-f64-zm-isolation-words64": (
-        dict(comparison="<=", compare_dtype="float64", n_trees=24, depth=7, zero_missing=True,
+        dict(comparison="<=", compare_dtype="float64", n_trees=24, depth=8, zero_missing=True,
              post=PostTransform("isolation", 3.5)),
         dict(word_bits=64, tree_block=16), 2),
     "lt-f64-cat-zm-scalar": (
@@ -107,7 +107,7 @@ CASES = {
     "vector-leaves-mean-ovr-deep-v16": (
         dict(n_outputs=3, per_tree_output=False, n_trees=12, depth=9, aggregation="mean",
              post=PostTransform("ovr_normalize")),
-        dict(vector_rows=16, rows_per_block=256, word_bits=64), 2),
+        dict(vector_rows=16, rows_per_block=256, word_bits=64, node_words="all"), 2),
     "deep-words32-blocks64": (
         dict(comparison="<=", n_trees=80, depth=9, categorical=frozenset({4})), dict(tree_block=64), 2),
     "vector-leaves-sum-scalar-words64": (
@@ -182,14 +182,20 @@ def test_multi_word_masks(word_bits: int) -> None:
     op = TreeEnsemble(trees=(tree, perfect_tree(3), leaf_tree(0.5)), n_features=3, n_outputs=1, comparison="<",
                       compare_dtype="float32", base_score=np.array([0.25]))
     tab = build_qs_tables(op, word_bits, 0)
-    assert tab.words == 512 // word_bits
+    spans = build_qs_tables(op, word_bits, 0, spans=True)
+    assert tab.words == spans.words == 512 // word_bits
+    # with spans a node keeps the words over its true subtree only: one word for most nodes of a deep tree
+    per_node = np.diff(spans.bv_start[: spans.threshold.size - PAD + 1])
+    assert per_node.max() > 1 and np.median(per_node) == 1
     rng = np.random.default_rng(word_bits)
     X = rng.uniform(-1.2, 1.2, size=(4000, 3)).astype(np.float32)
     X[rng.random(X.shape) < 0.05] = np.nan
     X[:50] = np.sin(np.arange(150)).reshape(50, 3).astype(np.float32)  # exactly at thresholds
     want = reference.evaluate_op(op, X)
     assert_close(evaluate(tab, X[:300]) + 0.25, want[:300], "numpy QuickScorer")
-    for knobs in ({"vector_rows": 1}, {"vector_rows": 8}, {"vector_rows": 16, "rows_per_block": 256}):
+    assert_close(evaluate(spans, X[:300]) + 0.25, want[:300], "numpy QuickScorer, spans")
+    for knobs in ({"vector_rows": 1}, {"vector_rows": 8}, {"vector_rows": 16, "rows_per_block": 256},
+                  {"node_words": "all"}, {"node_words": "all", "vector_rows": 1}):
         prog = build(op, {"word_bits": word_bits, **knobs}, threads=2)
         assert_close(prog(X), want, f"{word_bits}-bit words {knobs}")
     # the exit leaves of the big tree lie in many mask words
@@ -237,6 +243,7 @@ def test_invalid_configs_are_refused_with_reasons() -> None:
     r = lambda op, **k: QuickScorer.invalid_reason(op, QuickScorer.resolve_knobs(k))  # noqa: E731
     assert r(op, rows_per_block=16, vector_rows=16) is None
     assert "tree_block 16 is not smaller than the 12 trees" in r(op, tree_block=16)
+    assert "node_words only matters with multi-word masks" in r(op, node_words="all")
     many = TreeEnsemble(trees=(perfect_tree(9),) * 1030, n_features=3, n_outputs=1, comparison="<",
                         compare_dtype="float32", base_score=np.zeros(1))
     assert "use a smaller tree_block" in r(many, vector_rows=16, word_bits=64)

@@ -115,7 +115,15 @@ class _QsGen(_Gen):
                 keep = None
                 if V > 1:
                     keep = self.xt[self.lanes(col * B + rv * V)] <= self.bc(self.threshold[i])
-                self.and_masks(self.mask_at[i] * V, self.bitvec, i, keep)
+                if tab.spans:  # only the words this node clears
+                    first = self.bv_start[i]
+                    with T.serial(0, self.bv_start[i + 1] - first) as w:
+                        where = self.lanes((self.mask_at[i] + w) * V)
+                        old, word = self.masks[where], self.bc(self.bitvec[first + w])
+                        T.buffer_store(self.masks, old & word if keep is None else T.Select(keep, old, old & word),
+                                       [where])
+                else:
+                    self.and_masks(self.mask_at[i] * V, self.bitvec, i, keep)
                 T.buffer_store(self.cursor, i + 1, [0])
         if tab.n_special:
             with T.serial(self.block_sp[tb], self.block_sp[tb + 1]) as s:
@@ -182,8 +190,9 @@ class _QsGen(_Gen):
                 n = self.n = T.int32()
                 self.x = T.match_buffer(xh, (n, F), self.cd, align=tab.cdtype.itemsize)
                 self.out = T.match_buffer(oh, (n, K), self.ad, align=tab.adtype.itemsize)
-                for name in ("tree_column", "sp_column", "sp_code", "sp_threshold", "sp_mask_at", "sp_bitvec",
-                             "block_sp", "cat_bits"):
+                optional = ("bv_start", "tree_column", "sp_column", "sp_code", "sp_threshold", "sp_mask_at",
+                            "sp_bitvec", "block_sp", "cat_bits")
+                for name in optional:
                     setattr(self, name, None)
                 for name, arr in tab.buffers().items():
                     setattr(self, name, T.match_buffer(handles[name], (arr.shape[0],), str(arr.dtype)))

@@ -6,6 +6,9 @@ Leaves of every tree are ranked left to right with the *true* child on the left
 its true subtree (a contiguous range of ranks) can be the exit leaf: the node's
 bitvector has zeros over that range and ones elsewhere, ``words`` machine words
 of ``word_bits`` bits per tree, bit ``r`` of the mask standing for leaf rank ``r``.
+With ``spans`` a numeric node keeps only the words its true subtree touches
+(most nodes of a deep tree clear a word or two of many): ``mask_at`` then
+points at its first such word and ``bv_start`` delimits its words in ``bitvec``.
 
 Numeric nodes are grouped by tree block (``tree_block`` consecutive trees) and
 by *column*: ``f`` for ``s = +1`` and ``F + f`` for ``s = -1`` (the kernel keeps
@@ -38,12 +41,14 @@ class QsTables:
     n_blocks: int
     words: int  # mask words per tree
     word_bits: int
+    spans: bool  # numeric nodes keep only the words they clear (else all ``words``)
     cdtype: np.dtype
     adtype: np.dtype
     # numeric nodes, sorted by (block, column, threshold)
     threshold: np.ndarray  # cdtype (nodes,)
-    mask_at: np.ndarray  # int32 (nodes,): words * (tree - first tree of its block)
-    bitvec: np.ndarray  # int32/int64 (nodes * words,)
+    mask_at: np.ndarray  # int32 (nodes,): words * (tree - first tree of its block) [+ first word cleared: spans]
+    bitvec: np.ndarray  # int32/int64 (nodes * words,), or with spans the words each node clears
+    bv_start: np.ndarray | None  # spans: int32 (nodes + 1,) first word of each node in ``bitvec``
     seg_start: np.ndarray  # int32 (segments + 1,): first node of each segment
     seg_column: np.ndarray  # int32 (segments,): column of x_block the segment compares
     block_seg: np.ndarray  # int32 (blocks + 1,): first segment of each tree block
@@ -66,8 +71,8 @@ class QsTables:
 
     def buffers(self) -> dict[str, np.ndarray]:
         """The kernel's weight arguments, in argument order."""
-        names = ["threshold", "mask_at", "bitvec", "seg_start", "seg_column", "block_seg", "leaf_start", "leaf",
-                 "tree_column", "sp_column", "sp_code", "sp_threshold", "sp_mask_at", "sp_bitvec", "block_sp",
+        names = ["threshold", "mask_at", "bitvec", "bv_start", "seg_start", "seg_column", "block_seg", "leaf_start",
+                 "leaf", "tree_column", "sp_column", "sp_code", "sp_threshold", "sp_mask_at", "sp_bitvec", "block_sp",
                  "cat_bits"]
         return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
 
@@ -91,7 +96,7 @@ def mask_words(op: TreeEnsemble, word_bits: int) -> int:
 
 
 def table_nbytes(op: TreeEnsemble, word_bits: int) -> int:
-    """Bytes of the bitvector table (the largest one) for ``op``, without building it."""
+    """Bytes of the bitvector table (the largest one; without spans) for ``op``, without building it."""
     internal = sum(t.n_nodes - t.n_leaves for t in op.trees)
     return internal * mask_words(op, word_bits) * word_bits // 8
 
@@ -134,8 +139,9 @@ def _bitvectors(lo: np.ndarray, hi: np.ndarray, words: int, word_bits: int) -> n
     return out.view(np.int64).ravel()
 
 
-def build_qs_tables(op: TreeEnsemble, word_bits: int, tree_block: int) -> QsTables:
-    """Tables of ``op`` for masks of ``word_bits``-bit words and blocks of ``tree_block`` trees (0: all)."""
+def build_qs_tables(op: TreeEnsemble, word_bits: int, tree_block: int, spans: bool = False) -> QsTables:
+    """Tables of ``op`` for masks of ``word_bits``-bit words and blocks of ``tree_block`` trees (0: all);
+    ``spans``: numeric nodes keep only the mask words they clear."""
     if word_bits not in (32, 64):
         raise ValueError(f"word_bits must be 32 or 64, got {word_bits}")
     fa = forest_arrays(op)
@@ -166,6 +172,16 @@ def build_qs_tables(op: TreeEnsemble, word_bits: int, tree_block: int) -> QsTabl
     seg_column = (key[starts] % (2 * F)).astype(np.int32)
     block_seg = np.searchsorted(key[starts] // (2 * F), np.arange(n_blocks + 1)).astype(np.int32)
 
+    bitvec = _bitvectors(lo[nodes], hi[nodes], words, word_bits)
+    mask_at, bv_start = mask_at_all[nodes], None
+    if spans:
+        w0 = lo[nodes] // word_bits
+        count = (hi[nodes] - 1) // word_bits - w0 + 1
+        keep = (np.arange(words)[None, :] >= w0[:, None]) & (np.arange(words)[None, :] < (w0 + count)[:, None])
+        bitvec = bitvec.reshape(-1, words)[keep]  # row-major: each node's words in order
+        mask_at = (mask_at + w0).astype(np.int32)
+        bv_start = _padded(np.concatenate([[0], np.cumsum(count)]).astype(np.int32))
+
     sp = dict.fromkeys(("sp_column", "sp_code", "sp_threshold", "sp_mask_at", "sp_bitvec", "block_sp"))
     if fa.has_special:
         snodes = np.flatnonzero(internal & special)  # already in tree order, hence block order
@@ -189,9 +205,9 @@ def build_qs_tables(op: TreeEnsemble, word_bits: int, tree_block: int) -> QsTabl
         cat_bits = _padded((bits * weights).reshape(-1, op.cat_words, 32).sum(axis=2).astype(np.uint32).view(np.int32))
     return QsTables(
         n_trees=T, n_features=F, n_outputs=op.n_outputs, tree_block=TB, n_blocks=n_blocks, words=words,
-        word_bits=word_bits, cdtype=cdtype, adtype=adtype,
-        threshold=_padded(fa.threshold[nodes].astype(cdtype)), mask_at=_padded(mask_at_all[nodes]),
-        bitvec=_padded(_bitvectors(lo[nodes], hi[nodes], words, word_bits)), seg_start=_padded(seg_start),
+        word_bits=word_bits, spans=spans, cdtype=cdtype, adtype=adtype,
+        threshold=_padded(fa.threshold[nodes].astype(cdtype)), mask_at=_padded(mask_at), bitvec=_padded(bitvec),
+        bv_start=bv_start, seg_start=_padded(seg_start),
         seg_column=_padded(seg_column), block_seg=_padded(block_seg), leaf_start=_padded(leaf_start),
         leaf=_padded(fa.leaf_value[leaf_nodes].astype(adtype)), leaf_width=width,
         tree_column=None if op.tree_output is None else _padded(op.tree_output.astype(np.int32)),
@@ -218,7 +234,8 @@ def evaluate(tab: QsTables, x: np.ndarray) -> np.ndarray:
                     if v <= tab.threshold[i]:
                         break
                     at = tab.mask_at[i]
-                    masks[at : at + W] &= tab.bitvec[i * W : (i + 1) * W]
+                    lo, hi = (tab.bv_start[i], tab.bv_start[i + 1]) if tab.spans else (i * W, (i + 1) * W)
+                    masks[at : at + hi - lo] &= tab.bitvec[lo:hi]
             for t in range(b * TB, min(b * TB + TB, tab.n_trees)):
                 m = [int(v) % (1 << bits) for v in masks[(t - b * TB) * W : (t - b * TB + 1) * W]]
                 w = next(i for i, v in enumerate(m) if v)
