@@ -103,18 +103,22 @@ class _QsGen(_Gen):
         """The sorted scans of tree block ``tb`` for row vector ``rv``: AND every false node's bitvector."""
         T, tirx, tab, B, V = self.T, self.tirx, self.tab, self.B, self.V
         with T.serial(self.block_seg[tb], self.block_seg[tb + 1]) as s:
+            # the segment's invariants in small local buffers (registers): LLVM cannot hoist loads of the
+            # x block out of the loop, which stores to the masks (both live in TVM's workspace)
             col = self.seg_column[s]
-            key = self.key[col * (B // V) + rv] if V > 1 else self.xt[col * B + rv]
+            T.buffer_store(self.scalars, self.key[col * (B // V) + rv] if V > 1 else self.xt[col * B + rv], [0])
+            if V > 1:
+                T.buffer_store(self.values, self.xt[self.lanes(col * B + rv * V)], [self.lanes(0)])
             T.buffer_store(self.cursor, self.seg_start[s], [0])
-            end = self.seg_start[s + 1]
-            i = self.cursor[0]
+            T.buffer_store(self.cursor, self.seg_start[s + 1], [1])
+            i, end = self.cursor[0], self.cursor[1]
             # the table has spare entries past every segment: reading u[end] is harmless.  "not (key <= u)"
             # is written as a cast: TVM rewrites Not(a <= b) into a > b, which is wrong for NaN
-            failed = T.Cast("int32", key <= self.threshold[i]) == 0
+            failed = T.Cast("int32", self.scalars[0] <= self.threshold[i]) == 0
             with T.While(tirx.And(i < end, failed)):
                 keep = None
                 if V > 1:
-                    keep = self.xt[self.lanes(col * B + rv * V)] <= self.bc(self.threshold[i])
+                    keep = self.values[self.lanes(0)] <= self.bc(self.threshold[i])
                 if tab.spans:  # only the words this node clears
                     first = self.bv_start[i]
                     with T.serial(0, self.bv_start[i + 1] - first) as w:
@@ -202,7 +206,9 @@ class _QsGen(_Gen):
                     self.xt = T.alloc_buffer((2 * F * B,), self.cd, scope="global")
                     self.key = T.alloc_buffer((2 * F * (B // V),), self.cd, scope="global") if V > 1 else None
                     self.masks = T.alloc_buffer((tab.tree_block * self.W * V,), self.md, scope="global")
-                    self.cursor = T.alloc_buffer((1,), "int32", scope="global")
+                    self.cursor = T.alloc_buffer((2,), "int32", scope="global")
+                    self.scalars = T.alloc_buffer((1,), self.cd, scope="global")
+                    self.values = T.alloc_buffer((V,), self.cd, scope="global")
                     self.rank = T.alloc_buffer((V,), "int32", scope="global")
                     self.block_sums(b, acc)
                     self.finish_block(b, acc)
