@@ -3,7 +3,7 @@
 Loop nest, outermost first (``parallel`` marks the loop run by TVM's thread pool)::
 
     for block in blocks(n, B):                      # parallel over row blocks when "rows"
-      copy the block's rows feature-major as [x, -x]; per row vector and column, the scan key
+      copy each row vector of the block as a tile [x, -x] (2F columns x V lanes) and, per column, its scan key
       for tree block tb:                            # its tables stay in cache for every row of the block
         for v in row vectors of the block (V lanes):
           masks of tb's trees = all ones
@@ -64,31 +64,32 @@ class _QsGen(_Gen):
 
     # ------------------------------------------------------------------ pieces
     def fill_block(self, block, live) -> None:
-        """The block's rows feature-major as ``[x, -x]`` (rows past n repeat the last) and the scan keys."""
+        """Each row vector of the block as a tile ``[x, -x]`` of 2F columns x V lanes (rows past n repeat
+        the last) and, per column, the scan key."""
         T, B, V, F = self.T, self.B, self.V, self.tab.n_features
-        with T.serial(0, live * V) as r:
-            src = T.min(block * B + r, self.n - 1)
-            with T.serial(0, F) as f:
-                T.buffer_store(self.xt, self.x[src, f], [f * B + r])
-                T.buffer_store(self.xt, -self.x[src, f], [(F + f) * B + r])
         if V == 1:
+            with T.serial(0, live) as r:
+                src = T.min(block * B + r, self.n - 1)
+                with T.serial(0, F) as f:
+                    T.buffer_store(self.xt, self.x[src, f], [r * 2 * F + f])
+                    T.buffer_store(self.xt, -self.x[src, f], [r * 2 * F + F + f])
             return
-        # key = the lanes' largest value, NaN when a lane is NaN (then every node of the column is scanned)
         with T.serial(0, live) as rv:
+            rows = T.min(self.lanes(block * B + rv * V), self.bc(self.n - 1)) * self.bc(F)
+            with T.serial(0, F) as f:
+                v = self.gather(self.xflat, rows + self.bc(f))
+                T.buffer_store(self.xt, v, [self.lanes((rv * 2 * F + f) * V)])
+                T.buffer_store(self.xt, -v, [self.lanes((rv * 2 * F + F + f) * V)])
+            # key = the lanes' largest value, NaN when a lane is NaN (then every node of the column is
+            # scanned): LLVM's NaN-propagating maximum reduction
             with T.serial(0, 2 * F) as c:
-                at = c * (B // V) + rv
-                T.buffer_store(self.key, self.xt[c * B + rv * V], [at])
-                for lane in range(1, V):
-                    e = self.xt[c * B + rv * V + lane]
-                    T.buffer_store(self.key, T.Select(self.isnan(e) | (e > self.key[at]), e, self.key[at]), [at])
+                lanes = self.xt[self.lanes((rv * 2 * F + c) * V)]
+                key = T.call_llvm_pure_intrin(self.cd, "llvm.vector.reduce.fmaximum", lanes)
+                T.buffer_store(self.key, key, [rv * 2 * F + c])
 
-    def isnan(self, v):
-        """NaN test on the bits (TVM folds ``v != v`` to false)."""
-        if self.wide:
-            absmask, infbits = 0x7FFF_FFFF_FFFF_FFFF, 0x7FF0_0000_0000_0000
-        else:
-            absmask, infbits = 0x7FFF_FFFF, 0x7F80_0000
-        return (self.T.reinterpret(self.it, v) & self.c(absmask, self.it)) > self.c(infbits, self.it)
+    def column(self, rv, c):
+        """Row vector ``rv``'s values of column ``c`` (a vector of V lanes)."""
+        return self.xt[self.lanes((rv * 2 * self.tab.n_features + c) * self.V)]
 
     def and_masks(self, at, bitvec, node, keep) -> None:
         """``mask &= bitvec[node]`` for the tree whose mask starts at ``at``, except in lanes where ``keep``."""
@@ -101,14 +102,15 @@ class _QsGen(_Gen):
 
     def scan(self, tb, rv) -> None:
         """The sorted scans of tree block ``tb`` for row vector ``rv``: AND every false node's bitvector."""
-        T, tirx, tab, B, V = self.T, self.tirx, self.tab, self.B, self.V
+        T, tirx, tab, V = self.T, self.tirx, self.tab, self.V
         with T.serial(self.block_seg[tb], self.block_seg[tb + 1]) as s:
             # the segment's invariants in small local buffers (registers): LLVM cannot hoist loads of the
             # x block out of the loop, which stores to the masks (both live in TVM's workspace)
             col = self.seg_column[s]
-            T.buffer_store(self.scalars, self.key[col * (B // V) + rv] if V > 1 else self.xt[col * B + rv], [0])
+            at = rv * 2 * tab.n_features + col
+            T.buffer_store(self.scalars, self.key[at] if V > 1 else self.xt[at], [0])
             if V > 1:
-                T.buffer_store(self.values, self.xt[self.lanes(col * B + rv * V)], [self.lanes(0)])
+                T.buffer_store(self.values, self.column(rv, col), [self.lanes(0)])
             T.buffer_store(self.cursor, self.seg_start[s], [0])
             T.buffer_store(self.cursor, self.seg_start[s + 1], [1])
             i, end = self.cursor[0], self.cursor[1]
@@ -131,7 +133,7 @@ class _QsGen(_Gen):
                 T.buffer_store(self.cursor, i + 1, [0])
         if tab.n_special:
             with T.serial(self.block_sp[tb], self.block_sp[tb + 1]) as s:
-                v = self.xt[self.lanes(self.sp_column[s] * B + rv * V)]
+                v = self.column(rv, self.sp_column[s])
                 xb = T.reinterpret(self.vt(self.it), v)
                 p = self.special_predicate(xb, v, self.bc(self.sp_threshold[s]), self.bc(self.sp_code[s]))
                 self.and_masks(self.sp_mask_at[s] * V, self.sp_bitvec, s, p)
@@ -200,6 +202,7 @@ class _QsGen(_Gen):
                     setattr(self, name, None)
                 for name, arr in tab.buffers().items():
                     setattr(self, name, T.match_buffer(handles[name], (arr.shape[0],), str(arr.dtype)))
+                self.xflat = T.decl_buffer((n * F,), self.cd, data=self.x.data)
 
                 def block(b):
                     acc = T.alloc_buffer((K * B,), self.ad, scope="global")
