@@ -150,10 +150,11 @@ def short_error(exc: BaseException) -> str:
 
 
 def run_job(build: Callable[[], Any], inputs: dict[int, list[np.ndarray]], outputs_path: str | Path,
-            max_call_s: float, min_seconds: float | None = None, always_output: bool = False) -> dict[str, Any]:
+            max_call_s: float, min_seconds: float | None = None, always_output: bool = False,
+            facts: Callable[[int], dict[str, Any]] | None = None) -> dict[str, Any]:
     """Build the predictor (``build()`` returns ``fn`` or ``(fn, note)``), then measure each batch size in
     increasing order; a JSON-able result.  An exception with a ``status`` attribute (``NotApplicable``) makes
-    that the result's status.
+    that the result's status.  ``facts(batch)``, when given, adds to each measured cell (e.g. the plan's threads).
 
     A batch size whose one call is estimated (linearly from the last measured
     size of at least ``EXTRAPOLATE_FROM`` rows) to take longer than ``max_call_s``
@@ -199,6 +200,8 @@ def run_job(build: Callable[[], Any], inputs: dict[int, list[np.ndarray]], outpu
         # extrapolate only from batches large enough for per-row cost to dominate per-call overhead
         per_row = max(timing.median_s, 1e-9) / b if b >= EXTRAPOLATE_FROM else None
         cells[str(b)] = asdict(Cell("ok", timing.median_s, timing.p25_s, timing.p75_s, timing.repeats))
+        if facts is not None:
+            cells[str(b)].update(facts(b))
     np.savez(outputs_path, **outputs)
     peak = peak_kb()
     mem_mb = None if base_kb is None or peak is None else max(peak - base_kb, 0) / 1024

@@ -10,7 +10,7 @@ from typing import Any, Iterable
 
 log = logging.getLogger(__name__)
 
-PEERS = ("native", "onnxruntime", "treelite", "hummingbird", "onedal", "lleaves")  # what "best peer" is chosen from
+PEERS = ("native", "onnxruntime", "treelite", "hummingbird", "onedal", "lleaves", "ydf")  # "best peer" is one of these
 TUNED, UNTUNED = "tunebird-tuned", "tunebird-untuned"
 
 
@@ -40,16 +40,6 @@ def best_peer(entry: dict[str, Any], batch: int) -> tuple[str, float] | None:
     found = [(s["system"], seconds(s, batch)) for s in entry["systems"] if s["system"] in PEERS]
     found = [(n, t) for n, t in found if t is not None]
     return min(found, key=lambda x: x[1]) if found else None
-
-
-def tuned_vs_best_peer(entry: dict[str, Any], batch: int) -> tuple[float, str] | None:
-    """(best peer seconds / tuned seconds, peer); > 1 means tuned tunebird is ahead."""
-    tuned = by_name(entry).get(TUNED)
-    t = seconds(tuned, batch) if tuned else None
-    peer = best_peer(entry, batch)
-    if t is None or peer is None:
-        return None
-    return peer[1] / t, peer[0]
 
 
 # --------------------------------------------------------------------------- formatting
@@ -141,26 +131,142 @@ def model_notes(entry: dict[str, Any]) -> list[str]:
     return notes
 
 
-def summary_table(result: dict[str, Any]) -> list[str]:
-    sizes = sorted({b for e in result["models"] for b in e["batch_sizes"] if b >= 1024}) or \
-        sorted({b for e in result["models"] for b in e["batch_sizes"]})
-    head = ["model"] + [f"batch {b:,}" for b in sizes]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for e in result["models"]:
-        row = [e["name"]]
+# --------------------------------------------------------------------------- the headline table
+
+HEADLINE = "tuned tunebird over the best correct peer"
+NS_DEFINITION = (
+    "ns per tree-level per core = 1e9 × threads_used / (rows_per_s × levels): rows_per_s is tuned tunebird's median "
+    "throughput at that batch size (batch / median seconds per call); threads_used is the thread count of the tuned "
+    "plan that serves that batch size (the most any of its tasks uses; it may be below the run's thread count); "
+    "levels is the sum, over every tree of every TreeEnsemble op in tunebird's converted model "
+    "(`strategies.convert(model).graph`), of the tree's depth: the split nodes on its longest root-to-leaf path "
+    "(`Tree.depth`), i.e. the levels a row visits when it walks each tree to its deepest leaf. Lower is better. "
+    "A walk that ends at a shallower leaf visits fewer levels, so for trees whose leaves are not all at the same "
+    "depth the figure understates the time per level actually visited.")
+
+
+def ns_per_tree_level(rows_per_s: float, threads: int | None, levels: int | None) -> float | None:
+    """Core-nanoseconds per tree level: ``1e9 * threads / (rows_per_s * levels)`` (None when a fact is missing)."""
+    if not threads or not levels or not rows_per_s:
+        return None
+    return 1e9 * threads / (rows_per_s * levels)
+
+
+def _tuned_blocker(entry: dict[str, Any], batch: int) -> str | None:
+    """Why tuned tunebird has no correct measurement at ``batch`` (None when it has one)."""
+    if batch not in entry["batch_sizes"]:
+        return "not timed"
+    tuned = by_name(entry).get(TUNED)
+    if tuned is None:
+        return "not run"
+    if tuned.get("status") != "ok":
+        return _status_text(tuned)
+    c = cell(tuned, batch)
+    if c is None:
+        return "not timed"
+    if c.get("status") == "skipped":
+        return "skipped"
+    if c.get("status") != "ok" or not c.get("median_s"):
+        return "fails"
+    if c.get("mismatch"):
+        return "✗ tuned mismatch"
+    if c.get("unchecked"):
+        return "unchecked"
+    return None
+
+
+def headline_cell(entry: dict[str, Any], batch: int) -> dict[str, Any]:
+    """Tuned tunebird against the fastest correct peer at ``batch`` in the same run: ``ratio`` (tuned rows/s over
+    the peer's) and ``peer``, or ``reason`` when there is no ratio; and tuned tunebird's ``ns_per_tree_level_per_core``
+    (see ``NS_DEFINITION``; None for models without trees)."""
+    out: dict[str, Any] = {"ratio": None, "peer": None, "peer_label": None, "tuned_rows_per_s": None,
+                           "peer_rows_per_s": None, "threads_used": None, "ns_per_tree_level_per_core": None,
+                           "reason": _tuned_blocker(entry, batch)}
+    if out["reason"]:
+        return out
+    systems = by_name(entry)
+    c = cell(systems[TUNED], batch)
+    t = float(c["median_s"])
+    out["tuned_rows_per_s"] = batch / t
+    out["threads_used"] = c.get("threads")
+    out["ns_per_tree_level_per_core"] = ns_per_tree_level(batch / t, c.get("threads"),
+                                                          (entry.get("trees") or {}).get("levels"))
+    peer = best_peer(entry, batch)
+    if peer is None:
+        out["reason"] = "no correct peer"
+        return out
+    out.update(ratio=peer[1] / t, peer=peer[0], peer_label=systems[peer[0]].get("label") or peer[0],
+               peer_rows_per_s=batch / peer[1])
+    return out
+
+
+def ratio_text(hc: dict[str, Any]) -> str:
+    """A headline cell as text: ``2.31x oneDAL`` (bold when tunebird is ahead), or the reason there is no ratio."""
+    if hc["ratio"] is None:
+        return hc["reason"] or "–"
+    text = f"{hc['ratio']:.2f}x {hc['peer_label']}"
+    return f"**{text}**" if hc["ratio"] >= 1 else text
+
+
+def headline(result: dict[str, Any]) -> dict[str, Any]:
+    """The headline's data (what bench.json holds under ``headline``): per model and batch size, ``headline_cell``."""
+    sizes = sorted({b for e in result["models"] for b in e["batch_sizes"]})
+    return {
+        "title": HEADLINE, "batch_sizes": sizes, "peers": list(PEERS),
+        "ratio": "tuned tunebird's rows/s / the fastest correct peer's rows/s, same run, same batch size",
+        "ns_per_tree_level_per_core": NS_DEFINITION,
+        "models": [{"name": e["name"], "trees": e.get("trees"), "trees_recorded": "trees" in e,
+                    "cells": {str(b): headline_cell(e, b) for b in sizes}} for e in result["models"]],
+    }
+
+
+def headline_section(result: dict[str, Any]) -> list[str]:
+    """The headline section of bench.md, as Markdown lines (the README copies this)."""
+    data = headline(result)
+    sizes = data["batch_sizes"]
+    cols = [f"batch {b:,}" for b in sizes]
+    labels = ", ".join(info["label"] for name, info in result["systems"].items() if name in PEERS) or "none"
+    lines = [f"## {HEADLINE[0].upper()}{HEADLINE[1:]}", "",
+             "| model | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 1)]
+    for m in data["models"]:
+        lines.append(f"| {m['name']} | " + " | ".join(ratio_text(m["cells"][str(b)]) for b in sizes) + " |")
+    lines += [
+        "",
+        "Each cell: tuned tunebird's throughput divided by the throughput of the fastest peer whose outputs matched "
+        "the native model's at that batch size in the same run (rows per second; at batch 1, 1 / seconds per call), "
+        f"and that peer; **bold** when tunebird is ahead. Peers: {labels}. A peer with ✗ (mismatch) or unchecked "
+        "outputs is never the best correct peer. No ratio: *not tuned* (no tuned plan in the database), *no correct "
+        "peer* (every peer missing, unsupported, failed, skipped or mismatched), *skipped* (the tuned call was "
+        "estimated too slow), *✗ tuned mismatch*, *unsupported* / *fails*, *not timed* (a batch size not timed for "
+        "that model).",
+        "",
+        "Tuned tunebird's ns per tree-level per core (threads the tuned plan used):",
+        "",
+        "| model | trees | levels per row | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 3),
+    ]
+    for m in data["models"]:
+        trees = m["trees"]
+        if not trees:
+            why = "no trees" if m.get("trees_recorded", True) else "not recorded"
+            lines.append(f"| {m['name']} | {why} | – | " + " | ".join("–" for _ in sizes) + " |")
+            continue
+        row = []
         for b in sizes:
-            if b not in e["batch_sizes"]:
-                row.append("–")
-                continue
-            r = tuned_vs_best_peer(e, b)
-            if r is None:
-                tuned = by_name(e).get(TUNED, {})
-                row.append(_status_text(tuned) if tuned.get("status") not in (None, "ok") else "n/a")
-                continue
-            text = f"{r[0]:.2f}x vs {r[1]}"
-            row.append(f"**{text}**" if r[0] >= 1 else text)
-        lines.append("| " + " | ".join(row) + " |")
+            hc = m["cells"][str(b)]
+            ns = hc["ns_per_tree_level_per_core"]
+            if ns is not None:
+                row.append(f"{ns:.3g} ({hc['threads_used']}t)")
+            elif hc["tuned_rows_per_s"] is not None:
+                row.append("threads unknown")
+            else:
+                row.append(hc["reason"] if hc["reason"] != "no correct peer" else "–")
+        lines.append(f"| {m['name']} | {trees['trees']:,} | {trees['levels']:,} | " + " | ".join(row) + " |")
+    lines += ["", NS_DEFINITION]
     return lines
+
+
+def headline_markdown(result: dict[str, Any]) -> str:
+    return "\n".join(headline_section(result)) + "\n"
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -173,6 +279,10 @@ def markdown(result: dict[str, Any]) -> str:
         f"Run {result['created']}, {result['wall_s']:.0f} s, {result['threads']} threads for every system; load "
         f"average {result['load_average_start'][0]:.2f} at the start, {result['load_average_end'][0]:.2f} at the end.",
         "",
+        *headline_section(result),
+        "",
+        "## Method",
+        "",
         f"- Timing: {result['methodology']}",
         f"- Memory: {result['memory_method']}.",
         f"- Correctness: {result['correctness']}; a mismatch is shown as ✗ and never counted as a win.",
@@ -180,12 +290,6 @@ def markdown(result: dict[str, Any]) -> str:
         "- Cells: batch 1 in microseconds per call, larger batches in rows per second (median); ±N% is half the "
         "interquartile range relative to the median; (N.NNx) is the speedup relative to the native library in the "
         "same run; **bold** is the fastest correct system at that batch size.",
-        "",
-        "## Summary: tuned tunebird vs the best peer (native library included)",
-        "",
-        "Throughput of tuned tunebird / throughput of the fastest correct peer (> 1: tunebird ahead).",
-        "",
-        *summary_table(result),
         "",
         "## Systems",
         "",
@@ -206,7 +310,7 @@ def markdown(result: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- plots
 
 COLORS = {"native": "#444444", "onnxruntime": "#1f77b4", "treelite": "#2ca02c", "hummingbird": "#9467bd",
-          "onedal": "#17becf", "lleaves": "#bcbd22",
+          "onedal": "#17becf", "lleaves": "#bcbd22", "ydf": "#8c564b",
           UNTUNED: "#ff7f0e", TUNED: "#d62728"}
 
 
@@ -323,6 +427,7 @@ def write_all(result: dict[str, Any], out: Path) -> list[Path]:
     if no_plots:
         result = {**result, "plots": no_plots}
         log.warning("%s", no_plots)
+    result = {**result, "headline": headline(result)}
     md = out / "bench.md"
     md.write_text(markdown(result))
     js = out / "bench.json"
@@ -334,3 +439,10 @@ def write_all(result: dict[str, Any], out: Path) -> list[Path]:
 
 def systems_in(result: dict[str, Any]) -> Iterable[str]:
     return [s["system"] for e in result["models"] for s in e["systems"]]
+
+
+if __name__ == "__main__":  # python -m bench.report [bench.json]: the headline section, as the README copies it
+    import sys
+
+    source = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent / "results" / "bench.json"
+    sys.stdout.write(headline_markdown(json.loads(source.read_text())))

@@ -118,21 +118,43 @@ def _inputs(sm: models.SuiteModel, sizes: tuple[int, ...]) -> dict[int, list[Any
     return out
 
 
-def timed_method(model: Any) -> str:
-    """The native method every system reproduces: from tunebird's conversion of the model, or, for a model tunebird
-    cannot convert (yet), from what the native model offers (its tunebird cells then report the failure)."""
+def convert(model: Any) -> Any | None:
+    """tunebird's conversion of ``model`` (``strategies.ConvertedModel``), or None when it cannot convert it (yet):
+    its tunebird cells then report the failure."""
     import strategies
     from strategies.ground.errors import UnsupportedModelError
-    from tuner.native import primary_method
 
     try:
-        methods = strategies.convert(model).methods
+        return strategies.convert(model)
     except Exception as exc:  # noqa: BLE001 - a converter's failure is tunebird's result, shown in its cells
         (log.info if isinstance(exc, UnsupportedModelError) else log.warning)(
             "tunebird cannot convert %s (%s: %s): timing the native model's own methods", type(model).__name__,
             type(exc).__name__, str(exc)[:200])
+        return None
+
+
+def method_of(model: Any, converted: Any | None) -> str:
+    """The native method every system reproduces: from tunebird's conversion of the model, or, when it has none
+    (``converted`` is None), from what the native model offers."""
+    from tuner.native import primary_method
+
+    if converted is not None:
+        methods = converted.methods
+    else:
         methods = tuple(m for m in ("predict_proba", "predict", "transform", "score_samples") if hasattr(model, m))
     return primary_method(methods)
+
+
+def tree_facts(graph: Any) -> dict[str, int] | None:
+    """The tree work of one row in a converted graph: ``trees`` (over every ``TreeEnsemble`` op), ``levels`` (the sum
+    over those trees of each tree's depth: the split nodes on its longest root-to-leaf path, ``Tree.depth``) and
+    ``max_depth``; None for a graph without trees."""
+    from strategies.ir import TreeEnsemble
+
+    depths = [t.depth for node in graph.nodes if isinstance(node.op, TreeEnsemble) for t in node.op.trees]
+    if not depths:
+        return None
+    return {"trees": len(depths), "levels": int(sum(depths)), "max_depth": int(max(depths))}
 
 
 def _run_worker(cmd: list[str], result_path: Path, timeout: float, threads: int) -> dict[str, Any]:
@@ -172,12 +194,14 @@ def run_model(name: str, settings: RunSettings, avail: dict[str, Any], threads: 
               step: Callable[[str], None]) -> dict[str, Any]:
     """Every system on model ``name``; the model's entry of the results JSON."""
     sm = models.load(name, settings.cache_dir)
-    method = timed_method(sm.model)
+    converted = convert(sm.model)
+    method = method_of(sm.model, converted)
     sizes = batch_sizes_for(name, settings.batch_sizes)
     entry: dict[str, Any] = {
         "name": name, "description": sm.spec.description, "n_features": sm.n_features, "data": sm.data,
         "method": method, "batch_sizes": list(sizes), "systems": [],
         "batch_note": sm.spec.max_batch_reason if len(sizes) < len(settings.batch_sizes) else "",
+        "trees": tree_facts(converted.graph) if converted is not None else None,
     }
     ctx = Context(threads=threads, db=settings.db, cache_dir=Path(settings.cache_dir), method=method)
     ref: dict[int, np.ndarray] = {}

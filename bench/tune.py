@@ -126,30 +126,51 @@ def tune_models(names: Sequence[str], *, db: str, cache_dir: Path, batch_sizes: 
 def prebuild_peers(names: Sequence[str], *, cache_dir: Path, threads: int, skip: Sequence[str] = (),
                    say: Callable[[str], None] = print) -> None:
     """Create Hummingbird's environment and compile and cache the Treelite libraries (gcc takes minutes for the
-    large forests), so that the suite's run times the predictors rather than installers and the C compiler."""
-    from .peers import get
-    from .peers.base import Context, NotApplicable
+    large forests) and the lleaves libraries of the LightGBM models (LLVM takes seconds to minutes), so that the
+    suite's run times the predictors rather than installers and compilers."""
     from .peers.hummingbird import check_venv, create_venv
-    from .peers.treelite import library_path
 
     if "hummingbird" not in skip and check_venv():
         failure = create_venv(say=say)
         say(f"hummingbird: {failure or check_venv() or 'environment ready'}")
-    if "treelite" in skip:
-        return
-    peer = get("treelite")
+    arrays = [n for n in names if not models.SPECS[n].frame]
+    if "treelite" not in skip:
+        _prebuild("treelite", arrays, cache_dir=cache_dir, threads=threads, say=say, cached=_treelite_cached)
+    if "lleaves" not in skip:
+        _prebuild("lleaves", [n for n in arrays if models.SPECS[n].family == "lightgbm"], cache_dir=cache_dir,
+                  threads=threads, say=say, cached=_lleaves_cached)
+
+
+def _treelite_cached(name: str, cache_dir: Path) -> bool:
+    from .peers.treelite import library_path
+
+    return library_path(models.model_path(name, cache_dir), cache_dir).exists()
+
+
+def _lleaves_cached(name: str, cache_dir: Path) -> bool:
+    from .peers.lleaves import cache_paths, model_text
+
+    return cache_paths(model_text(models.load_native(name, cache_dir)), name, cache_dir)[1].exists()
+
+
+def _prebuild(peer_name: str, names: Sequence[str], *, cache_dir: Path, threads: int, say: Callable[[str], None],
+              cached: Callable[[str, Path], bool]) -> None:
+    """Run the peer's ``prepare`` (which compiles and caches its library) for each model not ``cached`` yet."""
+    from .peers import get
+    from .peers.base import Context, NotApplicable
+
+    peer = get(peer_name)
     if peer.available():
-        say(f"treelite: {peer.available()}; nothing to prebuild")
+        say(f"{peer_name}: {peer.available()}; nothing to prebuild")
         return
     for name in names:
-        lib = library_path(models.model_path(name, cache_dir), cache_dir)
-        if lib.exists():
-            continue
         t = time.monotonic()
         try:
+            if cached(name, cache_dir):
+                continue
             peer.prepare(name, Context(threads=threads, db="", cache_dir=Path(cache_dir), method="predict"))
-            say(f"treelite: compiled {name} in {time.monotonic() - t:.0f} s")
+            say(f"{peer_name}: compiled {name} in {time.monotonic() - t:.0f} s")
         except NotApplicable as exc:
-            say(f"treelite: {name}: {exc}")
+            say(f"{peer_name}: {name}: {exc}")
         except Exception as exc:  # noqa: BLE001 - the suite reports it properly; here it is only a head start
-            say(f"treelite: {name} failed to compile: {type(exc).__name__}: {exc}"[:300])
+            say(f"{peer_name}: {name} failed to compile: {type(exc).__name__}: {exc}"[:300])

@@ -25,7 +25,7 @@ def main(job_path: str) -> int:
     system.warm_imports()
     inputs = load_inputs(job["inputs"])
     result = run_job(lambda: system.prepare(job["model"], ctx), inputs, job["outputs"], job["max_call_s"],
-                     job.get("min_seconds"), always_output=job["system"] == "native")
+                     job.get("min_seconds"), always_output=job["system"] == "native", facts=system.cell_facts)
     write_result(job["result"], result)
     return 0
 

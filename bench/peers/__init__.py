@@ -9,15 +9,15 @@ import importlib
 
 from .base import System
 
-SYSTEMS: tuple[str, ...] = ("native", "onnxruntime", "treelite", "hummingbird", "onedal", "lleaves", "tunebird-untuned",
-                            "tunebird-tuned")
+SYSTEMS: tuple[str, ...] = ("native", "onnxruntime", "treelite", "hummingbird", "onedal", "lleaves", "ydf",
+                            "tunebird-untuned", "tunebird-tuned")
 # the optional peers (--skip-peers)
-PEER_NAMES: tuple[str, ...] = ("onnxruntime", "treelite", "hummingbird", "onedal", "lleaves")
+PEER_NAMES: tuple[str, ...] = ("onnxruntime", "treelite", "hummingbird", "onedal", "lleaves", "ydf")
 TUNEBIRD: tuple[str, ...] = ("tunebird-untuned", "tunebird-tuned")
 
 _MODULES = {"native": ("native", "Native"), "onnxruntime": ("onnx", "OnnxRuntime"),
             "treelite": ("treelite", "Treelite"), "hummingbird": ("hummingbird", "Hummingbird"),
-            "onedal": ("onedal", "OneDAL"), "lleaves": ("lleaves", "Lleaves"),
+            "onedal": ("onedal", "OneDAL"), "lleaves": ("lleaves", "Lleaves"), "ydf": ("ydf", "Ydf"),
             "tunebird-untuned": ("tunebird", "Untuned"), "tunebird-tuned": ("tunebird", "Tuned")}
 
 

@@ -57,6 +57,11 @@ class System:
         """Load/convert/compile the model; ``(X -> outputs, note)``.  Raises NotApplicable or any error."""
         raise NotImplementedError
 
+    def cell_facts(self, batch: int) -> dict[str, Any]:
+        """JSON facts about the predictor ``prepare`` built, recorded in the cell of batch size ``batch`` (e.g. the
+        threads of the plan that serves it); called after ``prepare`` in the same worker."""
+        return {}
+
     def notes(self) -> str:
         """One line for the table's legend (versions, backend, how it was run)."""
         return ""

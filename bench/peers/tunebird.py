@@ -56,6 +56,7 @@ class Untuned(_Tunebird):
 class Tuned(_Tunebird):
     name = "tunebird-tuned"
     label = "tunebird tuned"
+    _predictor = None  # what prepare loaded, for cell_facts
 
     def prepare(self, model_name: str, ctx: Context) -> tuple[Fn, str]:
         import tuner
@@ -76,7 +77,15 @@ class Tuned(_Tunebird):
         if over:
             raise NotApplicable("not tuned", f"tuned plans use {over} threads, more than {ctx.threads}; "
                                 "tune with --threads")
+        self._predictor = p
         return getattr(p, ctx.method), plan_summary(p)
+
+    def cell_facts(self, batch: int) -> dict[str, object]:
+        """The plan serving ``batch``: its tuned batch size and threads (the most any of its tasks uses)."""
+        if self._predictor is None:
+            return {}
+        plan = self._predictor.plan_for(batch)
+        return {"plan_batch": plan.tuned_batch, "threads": max(c["threads"] for c in plan.configs())}
 
     def notes(self) -> str:
         return ("tuner.load(model, db=...): the plans tuned on this machine (at most the same thread count; "
