@@ -89,7 +89,8 @@ def test_quickscorer(name):
             tuner.compile(ZOO[name](), strategy="quickscorer", backend="tvm-tir")
         return
     check(name, "quickscorer", "tvm-tir")
-    check(name, "quickscorer", "tvm-tir", n=1000, vector_rows=16, word_bits=64, rows_per_block=256)
+    check(name, "quickscorer", "tvm-tir", n=1000, vector_rows=8, word_bits=64, rows_per_block=64)
+    check(name, "quickscorer", "tvm-tir", vector_rows=1, tree_block=0)
 
 
 @pytest.mark.parametrize("backend", ["torch", "torchscript", "tvm"])
