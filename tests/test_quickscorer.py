@@ -101,13 +101,16 @@ CASES = {
         dict(comparison="<", compare_dtype="float64", n_trees=14, depth=5, categorical=frozenset({2, 4}),
              zero_missing=True),
         dict(vector_rows=1, rows_per_block=16), 1),
-    "multiclass-softmax-blocks": (
+    "multiclass-softmax-blocks-v128": (
         dict(n_outputs=3, n_trees=70, depth=5, post=PostTransform("softmax")),
-        dict(tree_block=16, rows_per_block=256), 2),
-    "vector-leaves-mean-ovr-deep-v16": (
+        dict(tree_block=16, vector_rows=128), 2),
+    "vector-leaves-mean-ovr-deep-v32": (
         dict(n_outputs=3, per_tree_output=False, n_trees=12, depth=9, aggregation="mean",
              post=PostTransform("ovr_normalize")),
-        dict(vector_rows=16, rows_per_block=256, word_bits=64, node_words="all"), 2),
+        dict(vector_rows=32, rows_per_block=64, word_bits=64, node_words="all"), 2),
+    "f64-cat-zm-v128": (
+        dict(compare_dtype="float64", n_trees=20, depth=6, categorical=frozenset({1}), zero_missing=True),
+        dict(vector_rows=128), 2),
     "deep-words32-blocks64": (
         dict(comparison="<=", n_trees=80, depth=9, categorical=frozenset({4})),
         dict(tree_block=64, vector_rows=8), 2),
@@ -136,11 +139,23 @@ def test_matches_reference(name: str) -> None:
             assert_close(got, want[:n], f"{name} {output} n={n}")
 
 
+def test_all_trees_single_leaves_and_stumps() -> None:
+    leaves = TreeEnsemble(
+        trees=tuple(leaf_tree(v) for v in (0.5, -1.25, 2.0)), n_features=2, n_outputs=1, comparison="<",
+        compare_dtype="float32", base_score=np.array([0.1]), post_transform=PostTransform("sigmoid"),
+    )
+    stumps = random_ensemble(5, n_trees=6, depth=1, comparison="<=")
+    for op in (leaves, stumps):
+        for knobs in ({}, {"vector_rows": 1}, {"vector_rows": 8, "rows_per_block": 16}):
+            X = inputs(op, 50)
+            assert_close(build(op, knobs)(X), reference.evaluate_op(op, X), f"{op.summary()} {knobs}")
+
+
 def test_large_batch_in_parallel_blocks() -> None:
     op = random_ensemble(4, n_trees=30, depth=6, post=PostTransform("sigmoid"))
     X = inputs(op, 20000, seed=4)
     want = reference.evaluate_op(op, X)
-    for knobs in ({}, {"vector_rows": 8, "rows_per_block": 64}):
+    for knobs in ({}, {"vector_rows": 8, "rows_per_block": 64}, {"vector_rows": 128, "tree_block": 16}):
         assert_close(build(op, knobs, threads=2)(X), want, f"20000 rows {knobs}")
 
 
@@ -153,7 +168,7 @@ def test_narrower_cpus(simd: str, monkeypatch: pytest.MonkeyPatch) -> None:
     op = random_ensemble(8, n_trees=11, depth=7, categorical=frozenset({2}), zero_missing=True,
                          post=PostTransform("sigmoid"))
     X = inputs(op, 150)
-    for knobs in ({"vector_rows": 8, "rows_per_block": 64}, {}):
+    for knobs in ({"vector_rows": 8, "rows_per_block": 64}, {"vector_rows": 16}, {}):
         prog = build(op, knobs, threads=2)
         assert prog.meta["simd"] == simd
         assert_close(prog(X), reference.evaluate_op(op, X), f"{simd} {knobs}")
@@ -226,7 +241,7 @@ def test_special_and_nan_lanes(dtype: str) -> None:
         Y[np.isnan(Y)] = 0.5
         for r in range(0, 400, 16):  # one NaN in one lane of each row vector, at a different lane each time
             Y[r + (r // 16) % 16, (r // 16) % plain.n_features] = np.nan
-        for knobs in ({}, {"vector_rows": 1}, {"vector_rows": 8}):
+        for knobs in ({}, {"vector_rows": 1}, {"vector_rows": 8}, {"vector_rows": 128}):
             assert_close(build(op, knobs)(X), reference.evaluate_op(op, X), f"{dtype} {rounding} {knobs}")
             assert_close(build(plain, knobs)(Y), reference.evaluate_op(plain, Y), f"{dtype} NaN lanes {knobs}")
 
@@ -243,6 +258,7 @@ def test_invalid_configs_are_refused_with_reasons() -> None:
     op = random_ensemble(2, n_trees=12, depth=4)
     r = lambda op, **k: QuickScorer.invalid_reason(op, QuickScorer.resolve_knobs(k))  # noqa: E731
     assert r(op, rows_per_block=16, vector_rows=16) is None
+    assert "rows_per_block (64) must be a multiple of vector_rows (128)" in r(op, rows_per_block=64, vector_rows=128)
     assert "tree_block 16 is not smaller than the 12 trees" in r(op, tree_block=16)
     assert "node_words only matters with multi-word masks" in r(op, node_words="all")
     many = TreeEnsemble(trees=(perfect_tree(9),) * 1030, n_features=3, n_outputs=1, comparison="<",
@@ -255,7 +271,7 @@ def test_invalid_configs_are_refused_with_reasons() -> None:
     assert f"at most {MAX_LEAVES} leaves" in reason and "2048 leaves" in reason
     with pytest.raises(InvalidConfigError, match="quickscorer.*2048 leaves"):
         build(huge, {})
-    with pytest.raises(InvalidConfigError, match=r"vector_rows.*\[1, 8, 16\].*got 4"):
+    with pytest.raises(InvalidConfigError, match=r"vector_rows.*\[1, 8, 16, 32, 64, 128\].*got 4"):
         build(op, {"vector_rows": 4})
     with pytest.raises(InvalidConfigError, match="no knob"):
         build(op, {"interleave": 4})

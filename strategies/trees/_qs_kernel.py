@@ -61,6 +61,25 @@ class _QsGen(_Gen):
         self.x86 = opt.simd in ("avx2", "avx512") and self.V > 1 and not self.wide
         if self.V == 16 and opt.simd != "avx512":
             self.x86 = False
+        # more lanes than one vector (V-QuickScorer's loop overhead per node is shared by more rows):
+        # gathers are split into native ones
+        self.native = 16 if opt.simd == "avx512" else 8
+        if self.V > 16:
+            self.x86 = opt.simd in ("avx2", "avx512") and not self.wide
+
+    def gather(self, buf, idx):
+        """``buf[idx]`` per lane; more lanes than one vector are gathered in native chunks."""
+        if self.V <= 16 or not self.x86 or str(buf.dtype) not in ("int32", "float32"):
+            return super().gather(buf, idx)
+        tirx, N = self.tirx, self.native
+        lanes, parts = self.V, []
+        self.V = N  # the tiled generator's gather works on its own lane count
+        try:
+            for c in range(lanes // N):
+                parts.append(super().gather(buf, tirx.Shuffle([idx], [c * N + i for i in range(N)])))
+        finally:
+            self.V = lanes
+        return tirx.Shuffle(parts, list(range(lanes)))
 
     # ------------------------------------------------------------------ pieces
     def fill_block(self, block, live) -> None:
