@@ -66,20 +66,34 @@ class _QsGen(_Gen):
         self.native = 16 if opt.simd == "avx512" else 8
         if self.V > 16:
             self.x86 = opt.simd in ("avx2", "avx512") and not self.wide
+        # float64 tables (leaves; x of float64 models) by AVX-512 gathers of 8 lanes
+        self.gather64 = opt.simd == "avx512" and self.V % 8 == 0
 
     def gather(self, buf, idx):
         """``buf[idx]`` per lane; more lanes than one vector are gathered in native chunks."""
+        if str(buf.dtype) == "float64" and self.gather64:
+            return self._chunks(idx, 8, lambda sub: self.T.call_llvm_pure_intrin(
+                "float64x8", "llvm.x86.avx512.mask.gather.dpd.512", self.tirx.Broadcast(self.c(0.0, "float64"), 8),
+                self.T.address_of(buf[0]), sub, self.tirx.Broadcast(self.c(True, "bool"), 8), self.T.int32(8)))
         if self.V <= 16 or not self.x86 or str(buf.dtype) not in ("int32", "float32"):
             return super().gather(buf, idx)
-        tirx, N = self.tirx, self.native
-        lanes, parts = self.V, []
-        self.V = N  # the tiled generator's gather works on its own lane count
-        try:
-            for c in range(lanes // N):
-                parts.append(super().gather(buf, tirx.Shuffle([idx], [c * N + i for i in range(N)])))
-        finally:
-            self.V = lanes
-        return tirx.Shuffle(parts, list(range(lanes)))
+
+        def native(sub):  # the tiled generator's gather, on its own lane count
+            lanes, self.V = self.V, self.native
+            try:
+                return super(_QsGen, self).gather(buf, sub)
+            finally:
+                self.V = lanes
+
+        return self._chunks(idx, self.native, native)
+
+    def _chunks(self, idx, width: int, one):
+        """``one(sub)`` on each ``width``-lane chunk ``sub`` of ``idx``, concatenated."""
+        tirx = self.tirx
+        if self.V == width:
+            return one(idx)
+        parts = [one(tirx.Shuffle([idx], [c * width + i for i in range(width)])) for c in range(self.V // width)]
+        return tirx.Shuffle(parts, list(range(self.V)))
 
     # ------------------------------------------------------------------ pieces
     def fill_block(self, block, live) -> None:
