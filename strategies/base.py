@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping, Sequence
 
 from .ground.errors import InvalidConfigError
-from .ir import Op
+from .ir import Graph, Op
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,9 @@ class Strategy(ABC):
     # the analytic quantities (cost_model.features ``an.*`` names) that stand for this strategy's work
     # per row and bytes streamed per row; None: its operator kind's estimate
     work_estimate: ClassVar[tuple[str, str] | None] = None
+    # tir family: the op kinds its kernel computes before the main op, in the same task (a torch-family
+    # backend builds the ops around the main one with their own strategies instead)
+    fuses: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def unsupported_reason(cls, op: Op) -> str | None:
@@ -96,6 +99,28 @@ class Strategy(ABC):
     @classmethod
     def invalid_reason(cls, op: Op, knobs: Mapping[str, Any]) -> str | None:
         """Why this knob combination is invalid for ``op`` (pruned before measuring), or None."""
+        return None
+
+    @classmethod
+    def task_reason(cls, graph: Graph, knobs: Mapping[str, Any] | None = None) -> str | None:
+        """Why this strategy cannot compute the task ``graph`` (its main op and the ops around it) as one
+        program, or None.  With ``knobs``: also why these values do not fit this task (wrong for it, or
+        building the same program as another value: the search skips them).
+
+        torch family: None (the backend builds the other ops with their own strategies); tir family: the
+        task must be a chain of ``fuses`` ops ending in the main op.
+        """
+        if cls.family != "tir":
+            return None
+        kinds = [op.kind for op in graph.ops]
+        if kinds[-1] != cls.op_kind:
+            return f"strategy {cls.name!r} computes a task ending in a {cls.op_kind}, not in a {kinds[-1]}"
+        bad = [k for k in kinds[:-1] if k not in cls.fuses]
+        if bad:
+            allowed = f"only {list(cls.fuses)}" if cls.fuses else "nothing"
+            return f"strategy {cls.name!r} computes {allowed} before its {cls.op_kind} in one kernel, not {bad}"
+        if not graph.is_chain:
+            return f"strategy {cls.name!r} computes a chain of operators, not a graph with branches"
         return None
 
     @classmethod

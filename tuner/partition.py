@@ -18,8 +18,10 @@ from typing import Any, Mapping
 import numpy as np
 
 from strategies.backends.registry import get_backend
+from strategies.base import Strategy
 from strategies.ir import INPUT, Graph, Node, Op, content_hash
 from strategies.ir import main_op_index
+from strategies.registry import get_strategy, strategies_for
 
 log = logging.getLogger(__name__)
 
@@ -86,17 +88,45 @@ def split_graph(graph: Graph) -> list[Graph] | None:
     return parts
 
 
-def tasks_for_backend(graph: Graph, backend: str, *, fuse_preprocessing: bool = True) -> list[Task]:
-    """The tasks of ``graph`` when its main op runs on ``backend``: the whole graph when the backend serves
-    every op (and ``fuse_preprocessing``); else split so that the main op's task is the op alone, taking the
-    exact rewrite (``strategies.fusion``) that leaves the fewest ops to the tasks around it."""
+def task_reason(graph: Graph, strategy: type[Strategy], backend: str) -> str | None:
+    """Why ``strategy`` on ``backend`` cannot compute the task ``graph`` as one program, or None: the backend
+    must serve every op kind of it, and the strategy compute the task's chain (``Strategy.task_reason``:
+    a torch-family backend builds the ops around the main one itself, a tir kernel is the whole task)."""
+    b = get_backend(backend)
+    bad = [op.kind for op in graph.ops if op.kind not in b.serves]
+    if bad:
+        return f"backend {backend!r} cannot serve operator(s) {bad}"
+    if b.family != strategy.family:
+        return f"strategy {strategy.name!r} is of the {strategy.family!r} family, backend {backend!r} of {b.family!r}"
+    main = graph.ops[main_op_index(graph.ops)]
+    if strategy.op_kind != main.kind:
+        return f"strategy {strategy.name!r} computes {strategy.op_kind}, not {main.kind}"
+    return strategy.task_reason(graph)
+
+
+def computes_whole(graph: Graph, backend: str, strategy: str | None = None) -> bool:
+    """Whether one program on ``backend`` computes all of ``graph``: with ``strategy``, or with any strategy of
+    the backend's family for the graph's main op."""
+    if strategy is not None:
+        options = [get_strategy(strategy)]
+    else:
+        main = graph.ops[main_op_index(graph.ops)]
+        options = [s for s in strategies_for(main.kind) if s.family == get_backend(backend).family]
+    return any(task_reason(graph, s, backend) is None for s in options)
+
+
+def tasks_for_backend(graph: Graph, backend: str, *, strategy: str | None = None,
+                      fuse_preprocessing: bool = True) -> list[Task]:
+    """The tasks of ``graph`` when its main op runs on ``backend`` (with ``strategy``, when given): the whole
+    graph when one program computes it (:func:`computes_whole`; and ``fuse_preprocessing``); else split so
+    that the main op's task is the op alone, taking the exact rewrite (``strategies.fusion``) that leaves the
+    fewest ops to the tasks around it."""
     from strategies.fusion import rewrites
 
-    serves = set(get_backend(backend).serves)
     candidates = [graph] + (rewrites(graph) if fuse_preprocessing else [])
     best: list[Task] | None = None
     for g in candidates:
-        if fuse_preprocessing and all(op.kind in serves for op in g.ops):
+        if fuse_preprocessing and computes_whole(g, backend, strategy):
             return [Task(g)]
         parts = split_graph(g)
         tasks = [Task(p) for p in parts] if parts is not None else [Task(g)]

@@ -22,6 +22,8 @@ from strategies.ground.errors import InvalidConfigError
 from strategies.ir import Graph, Op, as_graph
 from strategies.ir import main_op_index
 
+from .partition import task_reason
+
 CHUNKS = (256, 1024, 4096, 16384, 65536)
 
 
@@ -81,13 +83,13 @@ class TaskSpace:
             if (self.options.backends is None or name in self.options.backends)
             and name not in self.options.exclude_backends
             and b.unavailable_reason() is None
-            and all(op.kind in b.serves for op in self.ops)
         ]
         self.strategies = {}
         for strat in strategies_for(self.main.kind):
             if strat.unsupported_reason(self.main) is not None:
                 continue
-            fitting = [b for b in allowed if backends[b].family == strat.family]
+            # the pairs that compute the whole task (tvm-tir: a kernel that takes its chain of ops)
+            fitting = [b for b in allowed if task_reason(self.graph, strat, b) is None]
             if fitting:
                 self.strategies[strat.name] = (strat, fitting)
 
@@ -118,6 +120,8 @@ class TaskSpace:
             return None
         strat = self.strategies[strategy][0]
         if strat.redundant_reason(self.main, cfg["knobs"], cfg["threads"]):
+            return None
+        if strat.task_reason(self.graph, cfg["knobs"]):  # knob values that do not fit this task's chain
             return None
         return cfg
 

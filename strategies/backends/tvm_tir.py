@@ -32,7 +32,7 @@ import numpy as np
 from ..ground.errors import InvalidConfigError
 from . import _tvm_runtime
 from ._tvm_runtime import ParallelCall
-from .base import Backend, BuildRequest, Program, check_ops, register_backend
+from .base import Backend, BuildRequest, Program, register_backend
 
 log = logging.getLogger(__name__)
 
@@ -289,7 +289,9 @@ class TvmTirBackend(Backend):
 
     name = "tvm-tir"
     family = "tir"
-    serves = ("tree_ensemble",)
+    # every op kind some tir strategy computes; which chains a task may hold is each strategy's
+    # ``task_reason`` (tiled_traversal: one tree ensemble; fused_linear: preprocessing + a linear model)
+    serves = ("tree_ensemble", "linear", "imputer", "scaler", "normalizer")
     knobs = ()
 
     @classmethod
@@ -308,12 +310,17 @@ class TvmTirBackend(Backend):
         from ..registry import get_strategy
 
         ops = request.ops
-        check_ops(self.name, ops, self.serves)
         name = request.config.get("strategy", "tiled_traversal")
         strategy = get_strategy(name)
         if strategy.family != self.family:
             raise InvalidConfigError(
                 f"backend {self.name!r} builds TensorIR ('tir' family) strategies; {name!r} is {strategy.family!r}"
+            )
+        kinds = (strategy.op_kind, *strategy.fuses)
+        bad = [op.kind for op in ops if op.kind not in kinds]
+        if bad:
+            raise InvalidConfigError(
+                f"backend {self.name!r} cannot serve operator(s) {bad}; it serves {list(kinds)} with strategy {name!r}"
             )
         threads = max(1, request.threads)
         start = time.perf_counter()
