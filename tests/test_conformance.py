@@ -93,14 +93,15 @@ def test_quickscorer(name):
     check(name, "quickscorer", "tvm-tir", vector_rows=1, tree_block=0)
 
 
-@pytest.mark.parametrize("backend", ["torch", "torchscript", "tvm"])
+@pytest.mark.parametrize("backend", ["torch", "torchscript", "tvm", "tvm-tir"])
 @pytest.mark.parametrize("fold", [False, True])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("name", LINEAR_MODELS)
 def test_linear_models(name, dtype, fold, backend):
     if backend == "tvm" and (dtype, fold) != ("float64", True):
         pytest.skip("tvm: one linear config per model keeps the suite short")
-    check(name, "matmul", backend, dtype=dtype, fold_scaler=fold)
+    strategy = "fused_linear" if backend == "tvm-tir" else "matmul"  # tvm-tir: the kernel takes the whole chain
+    check(name, strategy, backend, dtype=dtype, fold_scaler=fold)
 
 
 TVM_MODELS = ["xgb_binary_nan", "lgb_categorical", "sk_pipeline_impute_scale_forest", "lgb_multiclass_zero_missing"]
