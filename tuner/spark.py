@@ -12,7 +12,10 @@ Example (a model tuned with ``tunebird tune model.json`` into ``tunebird.db``)::
     from pyspark.sql import SparkSession
     import tuner.spark
 
-    spark = SparkSession.builder.master("local[2]").getOrCreate()
+    # the Python workers must run an interpreter with tunebird installed (PYSPARK_PYTHON, or
+    # spark.pyspark.python on a cluster); Arrow batches as large as the tuned batch size suit the plans
+    spark = (SparkSession.builder.master("local[2]")
+             .config("spark.sql.execution.arrow.maxRecordsPerBatch", "65536").getOrCreate())
     df = spark.read.parquet("rows.parquet")                  # columns f0 .. f27
     features = [f"f{i}" for i in range(28)]
 
