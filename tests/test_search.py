@@ -24,7 +24,14 @@ from zoo import ZOO
 
 BATCH = 1024
 SMALL = SpaceOptions(backends=("torch", "torchscript"), threads=(1, 2))  # the grid's kind of space
-LARGE = SpaceOptions(backends=("torch", "torchscript", "tvm-tir"), threads=(1, 2))  # thousands of configs
+# ~10,000 configs: tiled_traversal's knobs pinned to the values they had when these limits were measured
+# (the space must not grow with every knob a strategy gains, or the stated limits lose their meaning)
+LARGE = SpaceOptions(
+    backends=("torch", "torchscript", "tvm-tir"), threads=(1, 2),
+    strategies=("gemm", "tree_traversal", "perfect_tree_traversal", "tiled_traversal"),
+    knob_values=(("layout", ("perfect", "sparse")), ("rows_per_block", (16, 64, 256)), ("tree_group", (0, 8, 32)),
+                 ("parallel", ("rows", "trees", "none")), ("eager_levels", (0,)), ("top_levels", (8,))),
+)
 
 # measurements each strategy may use to come within 2% of the optimum, under the test seed (0).  Measured
 # here: grid reaches it at measurement 13 of the 192-config space, TPE at 53 and evolutionary at 71 of
@@ -165,6 +172,10 @@ def test_the_synthetic_spaces_and_their_optimum():
     rng = np.random.default_rng(0)
     sampled = [c for c in (_space("large").sample(rng) for _ in range(2000)) if c is not None]
     assert min(latency(c, BATCH) for c in sampled) >= optimum("large")
+    # SpaceOptions.strategies and knob_values hold: only those strategies, only the pinned values
+    assert {c["strategy"] for c in sampled} <= set(LARGE.strategies) and all(_space("large").contains(c) for c in sampled)
+    assert {c["knobs"]["layout"] for c in sampled if c["strategy"] == "tiled_traversal"} == {"perfect", "sparse"}
+    assert {c["knobs"]["eager_levels"] for c in sampled if c["strategy"] == "tiled_traversal"} == {0}
 
 
 @pytest.mark.parametrize(("search", "kind"), sorted(WITHIN))

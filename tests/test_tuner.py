@@ -204,9 +204,13 @@ def test_suggested_configs_are_valid_configs_of_the_space():
     for batch, threads in ((1, 1), (1024, max(thread_options(SpaceOptions())))):
         space = TaskSpace((op,), batch)
         suggested = space.suggested()
-        assert suggested and all(c["strategy"] == "tiled_traversal" and c["backend"] == "tvm-tir" for c in suggested)
-        grid = {config_key(c) for c in space.enumerate() if c["strategy"] == "tiled_traversal"}
-        assert all(config_key(c) in grid for c in suggested), "a suggestion outside the searched space"
+        assert suggested and all(c["backend"] == "tvm-tir" for c in suggested)
+        assert {"tiled_traversal", "quickscorer"} <= {c["strategy"] for c in suggested}
+        for c in suggested:  # a point of the searched grid (the grid itself is too large to list)
+            values = space.values_of(c)
+            dims = space.dimensions(c["strategy"], c["backend"])
+            assert all(values[d.name] in d.values for d in dims if d.name in values), c
+            assert config_key(space.make_config(c["strategy"], c["backend"], values)) == config_key(c)
         assert {c["threads"] for c in suggested} == {threads} and all(c["batch_size"] <= batch for c in suggested)
 
 
@@ -228,10 +232,11 @@ def test_a_hopeless_candidate_is_timed_by_one_call(tmp_path):
 
 def test_a_config_tuned_at_one_batch_size_adapts_to_another():
     from strategies.testing import random_ensemble
-    from tuner.space import TaskSpace, config_key
+    from tuner.space import SpaceOptions, TaskSpace, config_key
 
     op = random_ensemble(4, n_trees=8, depth=4, n_features=5)
-    small, large = TaskSpace((op,), 1024), TaskSpace((op,), 100_000)
+    torch_only = SpaceOptions(backends=("torch",))  # (the tvm-tir grids are too large to list)
+    small, large = TaskSpace((op,), 1024, torch_only), TaskSpace((op,), 100_000, torch_only)
     cfg = next(c for c in small.enumerate() if c["strategy"] == "perfect_tree_traversal" and c["batch_size"] == 1024)
     moved = large.adapt(cfg)
     assert moved is not None and moved["batch_size"] == 1024 and moved["knobs"] == cfg["knobs"]

@@ -37,9 +37,17 @@ class SpaceOptions:
     # per knob name, the largest value to search: widens (or narrows) the knob's declared ``searched``
     # values, e.g. ``(("ms_trials", 64),)`` to let candidates run MetaSchedule
     knob_limits: tuple[tuple[str, Any], ...] = ()
+    strategies: tuple[str, ...] | None = None  # None: every strategy that computes the task's main op
+    # per knob name, exactly the values to search (overrides the declaration and ``knob_limits``)
+    knob_values: tuple[tuple[str, tuple[Any, ...]], ...] = ()
 
     def limit(self, knob: str) -> Any:
         return dict(self.knob_limits).get(knob)
+
+    def values(self, knob: Any) -> tuple[Any, ...]:
+        """The values of ``knob`` (a ``Knob``) to search under these options."""
+        pinned = dict(self.knob_values).get(knob.name)
+        return tuple(pinned) if pinned is not None else knob.search_values(self.limit(knob.name))
 
 
 def thread_options(opts: SpaceOptions) -> tuple[int, ...]:
@@ -88,6 +96,8 @@ class TaskSpace:
         for strat in strategies_for(self.main.kind):
             if strat.unsupported_reason(self.main) is not None:
                 continue
+            if self.options.strategies is not None and strat.name not in self.options.strategies:
+                continue
             # the pairs that compute the whole task (tvm-tir: a kernel that takes its chain of ops)
             fitting = [b for b in allowed if task_reason(self.graph, strat, b) is None]
             if fitting:
@@ -96,9 +106,9 @@ class TaskSpace:
     # ---- declarative view (what optuna and the cost model read)
     def dimensions(self, strategy: str, backend: str) -> list[Dimension]:
         strat, _ = self.strategies[strategy]
-        dims = [Dimension(k.name, k.search_values(self.options.limit(k.name))) for k in strat.knobs]
+        dims = [Dimension(k.name, self.options.values(k)) for k in strat.knobs]
         for k in all_backends()[backend].knobs:
-            dims.append(Dimension(k.name, k.search_values(self.options.limit(k.name))))
+            dims.append(Dimension(k.name, self.options.values(k)))
         dims.append(Dimension("threads", thread_options(self.options)))
         dims.append(Dimension("batch_size", chunk_options(self.batch)))
         if not self.graph.post_transform.is_identity:
@@ -181,9 +191,15 @@ class TaskSpace:
             for knobs in strat.suggestions(self.main, self.batch):
                 for backend in backends:
                     cfg = self.make_config(strategy, backend, {**knobs, "threads": n_threads, "batch_size": chunk})
-                    if cfg is not None:
+                    if cfg is not None and self.contains(cfg):
                         out.append(cfg)
         return out
+
+    def contains(self, config: Mapping[str, Any]) -> bool:
+        """Whether every value of ``config`` is among its dimension's searched values."""
+        values = self.values_of(config)
+        return all(values[d.name] in d.values for d in self.dimensions(config["strategy"], config["backend"])
+                   if d.name in values)
 
     def adapt(self, config: Mapping[str, Any]) -> Config | None:
         """A config tuned for another batch size as a config of this space (its chunk size capped at
