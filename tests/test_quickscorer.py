@@ -23,6 +23,7 @@ from cost_model import HeuristicCostModel
 from strategies import reference
 from strategies.backends.base import BuildRequest
 from strategies.backends.tvm_tir import TvmTirBackend, TvmTirProgram
+from strategies.frontends import convert
 from strategies.ground.errors import InvalidConfigError
 from strategies.ir import PostTransform, Tree, TreeEnsemble
 from strategies.sampling import sample_inputs
@@ -30,7 +31,7 @@ from strategies.testing import as_model, random_ensemble
 from strategies.trees._qs_layout import PAD, build_qs_tables, evaluate
 from strategies.trees.quickscorer import MAX_LEAVES, QuickScorer
 from tuner.measure import MeasureSettings
-from zoo import ZOO, data
+from zoo import TREE_MODELS, ZOO, data
 
 REPO = Path(__file__).resolve().parents[1]
 RTOL = 1e-5
@@ -137,6 +138,18 @@ def test_matches_reference(name: str) -> None:
             got = prog(X[:n])
             assert got.shape == (n, op.n_outputs) and got.dtype == op.compare_dtype
             assert_close(got, want[:n], f"{name} {output} n={n}")
+
+
+@pytest.mark.parametrize("name", TREE_MODELS)
+def test_zoo_ensembles_at_every_batch_size(name: str) -> None:
+    """Every tree ensemble of the zoo (NaN, +-inf, exact thresholds and neighbours, categorical and
+    zero-as-missing splits), called with 1, 7, a tail and a large batch."""
+    op = [o for o in convert(ZOO[name]()).graph.ops if isinstance(o, TreeEnsemble)][0]
+    X = inputs(op, 5000, seed=3)
+    want = reference.evaluate_op(op, X)
+    prog = build(op, {"vector_rows": 128, "tree_block": 0 if op.n_trees <= 16 else 16}, threads=2)
+    for n in (1, 7, 300, 5000):
+        assert_close(prog(X[:n]), want[:n], f"{name} n={n}")
 
 
 def test_all_trees_single_leaves_and_stumps() -> None:

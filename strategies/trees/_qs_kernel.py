@@ -15,6 +15,9 @@ Loop nest, outermost first (``parallel`` marks the loop run by TVM's thread pool
       epilogue per row: aggregation, base score, post-transform (``_tir_kernel``'s)
 
 With one lane the key is the row's value and the masked AND is unconditional.
+Row vectors may span several SIMD registers (up to 128 lanes): the scan's
+per-node overhead (threshold load, compare, branch, mask address) is then
+shared by more rows, while the key, the maximum over more lanes, grows little.
 The generator reuses the tiled-traversal generator's vector helpers, its
 special-node predicate and its epilogue (``_tir_kernel._Gen``).
 """

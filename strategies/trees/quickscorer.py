@@ -25,18 +25,25 @@ non-NaN value ``v`` the false nodes (``u < v``) form a prefix of the list; the
 key is at least every lane's value and NaN if any lane is NaN, so the scan's
 prefix contains each lane's, and each lane ANDs only its own false nodes.
 QuickScorer's theorem then gives the exit leaf: the leaves eliminated are
-exactly those under a false node's true child, the exit leaf is never
-eliminated (no node on its path sends the row away from it), and every leaf
-left of it in the ranking lies under the true child of a node on its path
-where the row went to the false child, so it is eliminated; the lowest set bit
-is the exit leaf.  Sums run in float32 (float64 for float64 models), base
+exactly those under a false node's true child; a node whose true subtree holds
+the exit leaf is on the row's path and was true there, so the exit leaf is
+never eliminated; every leaf left of it in the ranking sits in the true subtree
+of its lowest common ancestor with the exit leaf, where the row went to the
+false child, so it is eliminated: the lowest set bit is the exit leaf.  Sums run in float32 (float64 for float64 models), base
 scores and post-transforms are the tiled traversal's epilogue.
 
 Limits.  A mask holds one bit per leaf: trees of up to ``MAX_LEAVES`` leaves
-(``ceil(leaves / word_bits)`` words per tree); deeper trees are refused with a
+(``ceil(leaves / word_bits)`` words per tree); larger trees are refused with a
 reason (``tiled_traversal`` serves them).  The work per row grows with the
-number of false nodes times the mask words, so QuickScorer suits many small
-trees (few leaves) and loses to tree walks on deep ones.
+number of false nodes (about half of all nodes), so QuickScorer suits many
+small trees and loses to tree walks on deep, full ones.
+
+Speed (2 threads, batch 1,024, AVX-512, best of the knobs tried against
+``tiled_traversal``'s defaults in the same run): LightGBM 500 trees x 31
+leaves (depth 19, which ``tiled_traversal`` walks in its sparse layout)
+~17x; scikit-learn GBC 200 x depth 5 ~1.1x; XGBoost 1,000 x depth 3 ~1.2x;
+higgs XGBoost 100 x depth 8 ~0.35x.  Wide row vectors (64-128 lanes, several
+SIMD registers) and tree blocks of 16-64 trees did best everywhere.
 """
 
 from __future__ import annotations
