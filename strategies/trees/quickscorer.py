@@ -29,8 +29,9 @@ exactly those under a false node's true child; a node whose true subtree holds
 the exit leaf is on the row's path and was true there, so the exit leaf is
 never eliminated; every leaf left of it in the ranking sits in the true subtree
 of its lowest common ancestor with the exit leaf, where the row went to the
-false child, so it is eliminated: the lowest set bit is the exit leaf.  Sums run in float32 (float64 for float64 models), base
-scores and post-transforms are the tiled traversal's epilogue.
+false child, so it is eliminated: the lowest set bit is the exit leaf.  Sums
+run in float32 (float64 for float64 models); base scores and post-transforms
+are the tiled traversal's epilogue.
 
 Limits.  A mask holds one bit per leaf: trees of up to ``MAX_LEAVES`` leaves
 (``ceil(leaves / word_bits)`` words per tree); larger trees are refused with a
