@@ -56,31 +56,31 @@ def array(n_parts: int = so.N_PARTS, n: int = so.PART_ROWS) -> da.Array:
     return da.concatenate(blocks)
 
 
-@pytest.mark.parametrize("method", ["predict_proba", "predict"])
-def test_frame_scoring_matches_single_process(client, expected, method):
-    out = tdask.predict(frame(), artifact=so.artifact(), method=method)
-    got = out.compute()
-    assert len(got) == 2_000_000
-    assert got.columns.tolist() == out.columns.tolist()
-    assert got.dtypes.tolist() == out.dtypes.tolist()  # the meta says what the partitions hold
-    if method == "predict_proba":
-        assert out.columns.tolist() == ["0", "1", "2"]
-        assert np.array_equal(got.to_numpy(), expected[method])
-        assert got.dtypes.tolist() == [expected[method].dtype] * 3
-    else:
-        assert out.columns.tolist() == ["predict"]
-        assert got["predict"].dtype == so.model().classes_.dtype
-        assert np.array_equal(got["predict"].to_numpy(), expected[method])
-    assert got.index.equals(pd.RangeIndex(2_000_000))
+def test_frame_scoring_matches_single_process(client, expected):
+    rows = frame()
+    proba = tdask.predict(rows, artifact=so.artifact(), method="predict_proba")
+    label = tdask.predict(rows, artifact=so.artifact(), method="predict")
+    assert proba.columns.tolist() == ["0", "1", "2"] and label.columns.tolist() == ["predict"]
+    got_proba, got_label = dask.compute(proba, label)  # one pass over the rows
+    for out, got in ((proba, got_proba), (label, got_label)):
+        assert len(got) == 2_000_000
+        assert got.index.equals(pd.RangeIndex(2_000_000))
+        assert got.columns.tolist() == out.columns.tolist()
+        assert got.dtypes.tolist() == out.dtypes.tolist()  # the meta says what the partitions hold
+    assert got_proba.dtypes.tolist() == [expected["predict_proba"].dtype] * 3
+    assert np.array_equal(got_proba.to_numpy(), expected["predict_proba"])
+    assert got_label["predict"].dtype == so.model().classes_.dtype
+    assert np.array_equal(got_label["predict"].to_numpy(), expected["predict"])
 
 
-@pytest.mark.parametrize("method", ["predict_proba", "predict"])
-def test_array_scoring_matches_single_process(client, expected, method):
-    out = tdask.predict(array(), artifact=so.artifact(), method=method)
-    assert out.dtype == expected[method].dtype and out.shape == expected[method].shape
-    got = out.compute()
-    assert got.dtype == expected[method].dtype
-    assert np.array_equal(got, expected[method])
+def test_array_scoring_matches_single_process(client, expected):
+    rows = array()
+    outs = {m: tdask.predict(rows, artifact=so.artifact(), method=m) for m in ("predict_proba", "predict")}
+    for method, out in outs.items():
+        assert out.dtype == expected[method].dtype and out.shape == expected[method].shape
+    for method, got in zip(outs, dask.compute(*outs.values())):
+        assert got.dtype == expected[method].dtype
+        assert np.array_equal(got, expected[method])
 
 
 def test_each_worker_loads_the_artifact_once(client):
@@ -118,10 +118,10 @@ def test_artifact_of_another_device_is_refused_or_falls_back(client, tmp_path):
     other = so.with_device(so.artifact(), tmp_path / "other.tb", cpu_model="Another CPU", n_cores=64)
     with pytest.raises(DeviceMismatchError, match="built for device .* but this worker is device"):
         tdask.predict(array(2, 500), artifact=other, method="predict").compute()
-    got = tdask.predict(frame(2, 500), artifact=other, method="predict_proba",
+    got = tdask.predict(frame(1, 500), artifact=other, method="predict_proba",
                         on_device_mismatch="default").compute()
-    default = tuner.compile(so.model())  # the untuned default the workers fall back to
-    assert np.array_equal(got.to_numpy(), default.predict_proba(so.all_rows(2, 500)))
+    default = tuner.compile(so.model())  # the untuned default the worker falls back to
+    assert np.array_equal(got.to_numpy(), default.predict_proba(so.all_rows(1, 500)))
 
 
 def test_model_with_a_database(client, tmp_path):

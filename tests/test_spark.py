@@ -21,7 +21,7 @@ from tests import scale_out_model as so  # noqa: E402
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 COLUMNS = [f"f{i}" for i in range(so.N_FEATURES)]
-N_PARTS, PART_ROWS = 2, 100_000
+N_PARTS, PART_ROWS = 1, 100_000
 
 
 def _java() -> None:
