@@ -46,7 +46,9 @@ def generate(tab: QsTables, opt: QsOptions, epi: Epilogue):
 
 
 class _QsGen(_Gen):
-    def __init__(self, tab: QsTables, opt: QsOptions, epi: Epilogue):  # noqa: D107 - _Gen's fields, QS tables
+    """The tiled generator's fields (for its helpers) over QuickScorer tables, and the QuickScorer loops."""
+
+    def __init__(self, tab: QsTables, opt: QsOptions, epi: Epilogue):
         from tvm import tirx
         from tvm.script.ir_builder import tirx as T
 
@@ -61,14 +63,9 @@ class _QsGen(_Gen):
         self.ad = str(tab.adtype)
         self.wide = tab.cdtype.itemsize == 8
         self.it = "int64" if self.wide else "int32"
+        # x86 gathers of 32-bit data; row vectors wider than a register are gathered in native chunks
         self.x86 = opt.simd in ("avx2", "avx512") and self.V > 1 and not self.wide
-        if self.V == 16 and opt.simd != "avx512":
-            self.x86 = False
-        # more lanes than one vector (V-QuickScorer's loop overhead per node is shared by more rows):
-        # gathers are split into native ones
         self.native = 16 if opt.simd == "avx512" else 8
-        if self.V > 16:
-            self.x86 = opt.simd in ("avx2", "avx512") and not self.wide
         # float64 tables (leaves; x of float64 models) by AVX-512 gathers of 8 lanes
         self.gather64 = opt.simd == "avx512" and self.V % 8 == 0
 
@@ -78,7 +75,7 @@ class _QsGen(_Gen):
             return self._chunks(idx, 8, lambda sub: self.T.call_llvm_pure_intrin(
                 "float64x8", "llvm.x86.avx512.mask.gather.dpd.512", self.tirx.Broadcast(self.c(0.0, "float64"), 8),
                 self.T.address_of(buf[0]), sub, self.tirx.Broadcast(self.c(True, "bool"), 8), self.T.int32(8)))
-        if self.V <= 16 or not self.x86 or str(buf.dtype) not in ("int32", "float32"):
+        if self.V <= self.native or not self.x86 or str(buf.dtype) not in ("int32", "float32"):
             return super().gather(buf, idx)
 
         def native(sub):  # the tiled generator's gather, on its own lane count
