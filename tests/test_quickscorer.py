@@ -29,6 +29,7 @@ from strategies.ir import PostTransform, Tree, TreeEnsemble
 from strategies.sampling import sample_inputs
 from strategies.testing import as_model, random_ensemble
 from strategies.trees._qs_layout import PAD, build_qs_tables, evaluate
+from strategies.trees import quickscorer
 from strategies.trees.quickscorer import MAX_LEAVES, QuickScorer
 from tuner.measure import MeasureSettings
 from zoo import TREE_MODELS, ZOO, data
@@ -267,7 +268,7 @@ def test_exact_category_rounding_makes_non_integral_values_unknown() -> None:
         assert_close(build(op, knobs)(X), reference.evaluate_op(op, X), f"exact rounding {knobs}")
 
 
-def test_invalid_configs_are_refused_with_reasons() -> None:
+def test_invalid_configs_are_refused_with_reasons(monkeypatch: pytest.MonkeyPatch) -> None:
     op = random_ensemble(2, n_trees=12, depth=4)
     r = lambda op, **k: QuickScorer.invalid_reason(op, QuickScorer.resolve_knobs(k))  # noqa: E731
     assert r(op, rows_per_block=16, vector_rows=16) is None
@@ -276,8 +277,13 @@ def test_invalid_configs_are_refused_with_reasons() -> None:
     assert "node_words only matters with multi-word masks" in r(op, node_words="all")
     many = TreeEnsemble(trees=(perfect_tree(9),) * 1030, n_features=3, n_outputs=1, comparison="<",
                         compare_dtype="float32", base_score=np.zeros(1))
-    assert "use a smaller tree_block" in r(many, vector_rows=16, word_bits=64)
-    assert r(many, vector_rows=16, word_bits=64, tree_block=64) is None
+    assert r(many, vector_rows=128) is None  # 8 MiB of masks
+    monkeypatch.setattr(quickscorer, "MAX_MASK_BYTES", 1 << 20)
+    assert "masks of 1030 trees x 16 words x 128 lanes take 8240 KiB (limit 1024 KiB); use a smaller tree_block" \
+        in r(many, vector_rows=128)
+    assert r(many, vector_rows=128, tree_block=16) is None
+    monkeypatch.setattr(quickscorer, "MAX_TABLE_BYTES", 16 << 20)
+    assert "the bitvector table would take 32 MiB (limit 16 MiB)" in r(many, tree_block=16)
     huge = TreeEnsemble(trees=(perfect_tree(11),), n_features=3, n_outputs=1, comparison="<",
                         compare_dtype="float32", base_score=np.zeros(1))
     reason = QuickScorer.unsupported_reason(huge)

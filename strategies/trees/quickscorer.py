@@ -60,7 +60,7 @@ from ._tir_kernel import Epilogue
 MAX_LEAVES = 1024
 MAX_TABLE_BYTES = 64 << 20  # the bitvector table
 # per-thread scratch per row block (TVM puts buffers over 1 KiB in its workspace pool)
-MAX_MASK_BYTES = 1 << 20  # masks: trees per block x words x lanes
+MAX_MASK_BYTES = 16 << 20  # masks: trees per block x words x lanes
 MAX_BLOCK_BYTES = 16 << 20  # the x block: rows_per_block x 2 n_features
 MAX_ACC_BYTES = 4 << 20  # accumulators: rows_per_block x n_outputs
 
