@@ -113,14 +113,14 @@ CASES = {
     "f64-cat-zm-v128": (
         dict(compare_dtype="float64", n_trees=20, depth=6, categorical=frozenset({1}), zero_missing=True),
         dict(vector_rows=128), 2),
-    "deep-words32-blocks64": (
+    "deep-words16-blocks64": (
         dict(comparison="<=", n_trees=80, depth=9, categorical=frozenset({4})),
-        dict(tree_block=64, vector_rows=8), 2),
+        dict(tree_block=64, vector_rows=8, word_bits=16), 2),
     "vector-leaves-sum-scalar-words64": (
         dict(n_outputs=2, per_tree_output=False, n_trees=10, depth=5), dict(vector_rows=1, word_bits=64), 2),
     "binary-ovr-mean-v16-rows16": (
         dict(n_trees=9, depth=4, aggregation="mean", post=PostTransform("ovr_normalize")),
-        dict(vector_rows=16, rows_per_block=16), 1),
+        dict(vector_rows=16, rows_per_block=16, word_bits=16), 1),
 }
 
 
@@ -205,9 +205,9 @@ def test_tables_rank_leaves_true_child_first() -> None:
     np.testing.assert_array_equal(evaluate(tab, X)[:, 0], [1.0, 2.0, 10.0, 2.0, 1.0])
 
 
-@pytest.mark.parametrize("word_bits", [32, 64])
+@pytest.mark.parametrize("word_bits", [16, 32, 64])
 def test_multi_word_masks(word_bits: int) -> None:
-    """Trees of 512 leaves: 16 or 8 mask words per tree; every leaf of a perfect tree is reachable."""
+    """Trees of 512 leaves: 32, 16 or 8 mask words per tree."""
     tree = perfect_tree(9)
     op = TreeEnsemble(trees=(tree, perfect_tree(3), leaf_tree(0.5)), n_features=3, n_outputs=1, comparison="<",
                       compare_dtype="float32", base_score=np.array([0.25]))

@@ -47,7 +47,7 @@ class QsTables:
     # numeric nodes, sorted by (block, column, threshold)
     threshold: np.ndarray  # cdtype (nodes,)
     mask_at: np.ndarray  # int32 (nodes,): words * (tree - first tree of its block) [+ first word cleared: spans]
-    bitvec: np.ndarray  # int32/int64 (nodes * words,), or with spans the words each node clears
+    bitvec: np.ndarray  # int{word_bits} (nodes * words,), or with spans the words each node clears
     bv_start: np.ndarray | None  # spans: int32 (nodes + 1,) first word of each node in ``bitvec``
     seg_start: np.ndarray  # int32 (segments + 1,): first node of each segment
     seg_column: np.ndarray  # int32 (segments,): column of x_block the segment compares
@@ -62,7 +62,7 @@ class QsTables:
     sp_code: np.ndarray | None  # int32: ``_tir_layout`` special code
     sp_threshold: np.ndarray | None  # cdtype: "<=" threshold (zero-as-missing nodes)
     sp_mask_at: np.ndarray | None  # int32
-    sp_bitvec: np.ndarray | None  # int32/int64 (special nodes * words,)
+    sp_bitvec: np.ndarray | None  # int{word_bits} (special nodes * words,)
     block_sp: np.ndarray | None  # int32 (blocks + 1,)
     cat_bits: np.ndarray | None  # int32 (rows * cat_words,)
     cat_words: int
@@ -78,7 +78,7 @@ class QsTables:
 
     @property
     def mask_dtype(self) -> str:
-        return "int32" if self.word_bits == 32 else "int64"
+        return f"int{self.word_bits}"
 
     @property
     def n_special(self) -> int:
@@ -134,16 +134,17 @@ def _bitvectors(lo: np.ndarray, hi: np.ndarray, words: int, word_bits: int) -> n
     b = np.clip(hi[:, None] - base, 0, word_bits)
     cleared = ones_below(b) & ~ones_below(a)
     out = ~cleared
-    if word_bits == 32:
-        return (out & np.uint64(0xFFFF_FFFF)).astype(np.uint32).view(np.int32).ravel()
-    return out.view(np.int64).ravel()
+    if word_bits == 64:
+        return out.view(np.int64).ravel()
+    unsigned = np.dtype(f"uint{word_bits}")
+    return (out & np.uint64(2**word_bits - 1)).astype(unsigned).view(f"int{word_bits}").ravel()
 
 
 def build_qs_tables(op: TreeEnsemble, word_bits: int, tree_block: int, spans: bool = False) -> QsTables:
     """Tables of ``op`` for masks of ``word_bits``-bit words and blocks of ``tree_block`` trees (0: all);
     ``spans``: numeric nodes keep only the mask words they clear."""
-    if word_bits not in (32, 64):
-        raise ValueError(f"word_bits must be 32 or 64, got {word_bits}")
+    if word_bits not in (8, 16, 32, 64):
+        raise ValueError(f"word_bits must be 8, 16, 32 or 64, got {word_bits}")
     fa = forest_arrays(op)
     cdtype = np.dtype(op.compare_dtype)
     adtype = np.dtype(np.float32) if cdtype == np.float32 else np.dtype(np.float64)
