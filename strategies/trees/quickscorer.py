@@ -39,12 +39,13 @@ reason (``tiled_traversal`` serves them).  The work per row grows with the
 number of false nodes (about half of all nodes), so QuickScorer suits many
 small trees and loses to tree walks on deep, full ones.
 
-Speed (2 threads, batch 1,024, AVX-512, best of the knobs tried against
-``tiled_traversal``'s defaults in the same run): LightGBM 500 trees x 31
-leaves (depth 19, which ``tiled_traversal`` walks in its sparse layout)
-~17x; scikit-learn GBC 200 x depth 5 ~1.1x; XGBoost 1,000 x depth 3 ~1.2x;
-higgs XGBoost 100 x depth 8 ~0.35x.  Wide row vectors (64-128 lanes, several
-SIMD registers) and tree blocks of 16-64 trees did best everywhere.
+Speed (2 threads, AVX-512, batches of 1,024 and 65,536 rows, the best of the
+knobs tried against ``tiled_traversal``'s defaults in the same run):
+LightGBM 500 trees x 31 leaves (depth 19, which ``tiled_traversal`` walks in
+its sparse layout) 8-14x; scikit-learn GBC 200 x depth 5 1.2x; XGBoost
+1,000 x depth 3 1.3-1.4x; higgs XGBoost 100 x depth 8 0.35-0.4x.  Wide row
+vectors (128 lanes, several SIMD registers), tree blocks of 16-64 trees and
+16-bit mask words did best.
 """
 
 from __future__ import annotations
