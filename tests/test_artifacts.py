@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import tuner
+from tolerances import assert_scores
 from strategies.backends.registry import all_backends
 from strategies.ground.errors import ArtifactIntegrityError
 from zoo import ZOO, data
@@ -33,6 +34,7 @@ LOADER = """
 import json, sys, numpy as np
 from pathlib import Path
 import tuner
+from tolerances import assert_scores
 d = Path(sys.argv[1])
 for case in json.loads((d / "cases.json").read_text()):
     p = tuner.load_artifact(d / (case["name"] + ".tb"))
@@ -94,3 +96,23 @@ def test_the_batch1_fast_path_gives_what_the_validated_path_gives(backend):
     for m in ("predict", "predict_proba"):
         np.testing.assert_array_equal(getattr(p, m)(np.ascontiguousarray(X[:7], dtype=np.float32)),
                                       getattr(p, m)(X[:7].astype(np.float64)))
+
+
+def test_the_fast_path_of_a_model_refusing_nan_checks_every_value():
+    model = ZOO["sk_pipeline_scaler_logistic"]()
+    p = tuner.compile(model, backend="tvm-tir", strategy="fused_linear", threads=1)
+    assert not p.model.input.allow_nan
+    X = data(n=40, seed=4)
+    for dtype in (np.float64, np.float32):  # float32 rows go exactly (upcast) into the float64 program
+        row = np.ascontiguousarray(X[:1], dtype=dtype)
+        slow = p.predict_proba(np.asfortranarray(row.astype(np.float64)))  # validated and converted first
+        np.testing.assert_array_equal(p.predict_proba(row), slow)
+        assert p._fast["predict_proba"] is not False
+        assert_scores(p.predict_proba(row), model.predict_proba(X[:1]))
+    big = np.full((1, X.shape[1]), np.finfo(np.float64).max / 2)  # finite, though their sum overflows
+    assert_scores(p.predict_proba(big), model.predict_proba(big))
+    for bad in (np.nan, np.inf, -np.inf):
+        row = X[:1].copy()
+        row[0, 1] = bad
+        with pytest.raises(ValueError, match="NaN|inf"):
+            p.predict_proba(row)

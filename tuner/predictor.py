@@ -91,20 +91,23 @@ class Predictor:
         fast = self._fast.get(method)
         if fast is None:
             fast = self._fast[method] = self._fast_path(method)
-        if fast is not False and type(X) is np.ndarray and X.dtype == fast[0] and X.ndim == 2 \
-                and X.shape[1] == fast[1] and X.flags.c_contiguous and 0 < X.shape[0] <= fast[2]:
-            # the batch-1 fast path: an array the one task's program takes as it is, and one plan serving
-            # it (nothing to validate: the model accepts any float in every column)
-            return fast[4](fast[3](X))
+        if fast is not False and type(X) is np.ndarray and X.ndim == 2 and X.shape[1] == fast[1] \
+                and X.flags.c_contiguous and 0 < X.shape[0] <= fast[2] \
+                and (X.dtype == fast[0] or (X.dtype == np.float32 and fast[0] == np.float64)) \
+                and (fast[5] or _all_finite(X)):
+            # the small-batch fast path: an array the one task's program takes as it is (or exactly, float32
+            # into a float64 program), one plan serving it, and nothing to validate: the model accepts any
+            # float, or it refuses NaN / inf and every value is finite
+            return fast[4](fast[3](X if X.dtype == fast[0] else X.astype(fast[0])))
         X = as_2d_float(X, self.model.input, what=self.model.source)
         source = self.model.head.source(method)
         return self.model.head.finish(method, self.run(X, source))
 
     def _fast_path(self, method: str) -> tuple | bool:
-        """(dtype, width, max rows, program, finish) for inputs that need no validation or conversion, or
+        """(dtype, width, max rows, program, finish, any float allowed) for inputs that need no conversion, or
         False.  Rows up to ``max rows`` use the plan for one row, and it is a single program."""
         spec, head = self.model.input, self.model.head
-        if spec.ndim != 2 or spec.columns is not None or not (spec.allow_nan and spec.allow_inf):
+        if spec.ndim != 2 or spec.columns is not None:
             return False
         plan = self.plan_for(1)
         if len(plan.tasks) != 1 or any(self.plan_for(n) is not plan for n in (1, 2)):
@@ -121,7 +124,8 @@ class Predictor:
         def finish(value: np.ndarray) -> np.ndarray:
             return head.finish(method, value)
 
-        return (np.dtype(program.input_dtype), spec.n_features, rows, program, finish)
+        return (np.dtype(program.input_dtype), spec.n_features, rows, program, finish,
+                spec.allow_nan and spec.allow_inf)
 
     def run(self, X: np.ndarray, output: str = "out") -> np.ndarray:
         """The graph's ``out`` (or ``raw``) value for a validated 2-D float array."""
@@ -158,6 +162,16 @@ class Predictor:
 
         model, plans, tuned = read_model_artifact(data, expected_sha256=expected_sha256, what=what)
         return cls(model, plans, tuned=tuned, origin="artifact")
+
+
+def _all_finite(x: np.ndarray) -> bool:
+    """No NaN or inf in ``x`` (small arrays: an exact sum of the values is finite, the cheapest check)."""
+    if x.size <= 256:
+        try:
+            return math.isfinite(math.fsum(x.ravel().tolist()))
+        except (OverflowError, ValueError):  # finite values past the float range, or inf - inf
+            return False
+    return bool(np.isfinite(x).all())
 
 
 def _chunked(task: CompiledTask, x: np.ndarray, output: str) -> np.ndarray:
