@@ -186,14 +186,18 @@ class TaskSpace:
         n_threads = threads[-1] if self.batch >= 64 else threads[0]
         chunks = chunk_options(self.batch)
         chunk = max((c for c in chunks if c <= 16384), default=min(chunks))
-        out = []
+        per_strategy = []
         for strategy, (strat, backends) in self.strategies.items():
+            mine = []
             for knobs in strat.suggestions(self.main, self.batch):
                 for backend in backends:
                     cfg = self.make_config(strategy, backend, {**knobs, "threads": n_threads, "batch_size": chunk})
                     if cfg is not None and self.contains(cfg):
-                        out.append(cfg)
-        return out
+                        mine.append(cfg)
+            per_strategy.append(mine)
+        # interleaved (each strategy's first suggestion, then each one's second, ...): a short budget
+        # measures every strategy's best guess before anyone's second
+        return [c for tier in itertools.zip_longest(*per_strategy) for c in tier if c is not None]
 
     def contains(self, config: Mapping[str, Any]) -> bool:
         """Whether every value of ``config`` is among its dimension's searched values."""
