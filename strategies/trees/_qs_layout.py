@@ -19,6 +19,7 @@ own per-block list with the code of ``_tir_layout._special_codes``.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,9 +86,15 @@ class QsTables:
         return 0 if self.sp_code is None else int(self.block_sp[-1])
 
 
+@functools.lru_cache(maxsize=16)
+def _counts(op: TreeEnsemble) -> tuple[int, int]:
+    """(leaves of the largest tree, internal nodes); cached: the tuner asks for every candidate."""
+    return max(t.n_leaves for t in op.trees), sum(t.n_nodes - t.n_leaves for t in op.trees)
+
+
 def max_leaves(op: TreeEnsemble) -> int:
     """Leaves of the ensemble's largest tree."""
-    return max(t.n_leaves for t in op.trees)
+    return _counts(op)[0]
 
 
 def mask_words(op: TreeEnsemble, word_bits: int) -> int:
@@ -97,8 +104,7 @@ def mask_words(op: TreeEnsemble, word_bits: int) -> int:
 
 def table_nbytes(op: TreeEnsemble, word_bits: int) -> int:
     """Bytes of the bitvector table (the largest one; without spans) for ``op``, without building it."""
-    internal = sum(t.n_nodes - t.n_leaves for t in op.trees)
-    return internal * mask_words(op, word_bits) * word_bits // 8
+    return _counts(op)[1] * mask_words(op, word_bits) * word_bits // 8
 
 
 def _padded(a: np.ndarray) -> np.ndarray:
