@@ -87,6 +87,8 @@ class Strategy(ABC):
     # the analytic quantities (cost_model.features ``an.*`` names) that stand for this strategy's work
     # per row and bytes streamed per row; None: its operator kind's estimate
     work_estimate: ClassVar[tuple[str, str] | None] = None
+    # the strategy a backend of its family uses for its operator kind when none is named
+    preferred: ClassVar[bool] = False
     # tir family: the op kinds its kernel computes before the main op, in the same task (a torch-family
     # backend builds the ops around the main one with their own strategies instead)
     fuses: ClassVar[tuple[str, ...]] = ()

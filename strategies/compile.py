@@ -54,7 +54,8 @@ def default_strategy(op: Op) -> str:
     options = strategies_for(op.kind)
     if not options:
         raise InvalidConfigError(f"no strategy computes operator {op.kind!r}")
-    return options[0].name
+    # the untuned default runs on torch (no compiler), its preferred strategy first
+    return min(options, key=lambda s: (s.family != "torch", not s.preferred)).name
 
 
 def resolve_config(task: Graph | Sequence[Op], given: Mapping[str, Any] | None = None) -> Config:
@@ -71,7 +72,8 @@ def resolve_config(task: Graph | Sequence[Op], given: Mapping[str, Any] | None =
         strategy_name = default_strategy(main)
         if backend_name is not None and get_backend(backend_name).family != get_strategy(strategy_name).family:
             fam = get_backend(backend_name).family
-            fitting = [s.name for s in strategies_for(main.kind) if s.family == fam]
+            fitting = [s.name for s in sorted(strategies_for(main.kind), key=lambda s: not s.preferred)
+                       if s.family == fam]
             if not fitting:
                 raise InvalidConfigError(f"backend {backend_name!r} has no strategy for {main.kind}")
             strategy_name = fitting[0]

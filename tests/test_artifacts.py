@@ -34,7 +34,6 @@ LOADER = """
 import json, sys, numpy as np
 from pathlib import Path
 import tuner
-from tolerances import assert_scores
 d = Path(sys.argv[1])
 for case in json.loads((d / "cases.json").read_text()):
     p = tuner.load_artifact(d / (case["name"] + ".tb"))

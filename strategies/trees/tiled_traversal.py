@@ -55,6 +55,7 @@ class TiledTraversal(Strategy):
     """Treebeard-style tiled tree walks, generated as TensorIR for the ``tvm-tir`` backend."""
 
     name = "tiled_traversal"
+    preferred = True  # serves every ensemble (quickscorer only suits some)
     default_batch = 65536
     op_kind = "tree_ensemble"
     family = "tir"
