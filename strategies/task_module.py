@@ -27,9 +27,9 @@ def build_task_module(graph: Graph | Sequence[Op], config: Mapping[str, Any], ou
         if i == main:
             parts.append(strat.build_module(node.op, main_knobs))
             continue
-        options = strategies_for(node.op.kind)
+        options = sorted((s for s in strategies_for(node.op.kind) if s.family == "torch"), key=lambda s: not s.preferred)
         if not options:
-            raise InvalidConfigError(f"no strategy computes operator {node.op.kind!r}")
+            raise InvalidConfigError(f"no torch strategy computes operator {node.op.kind!r}")
         parts.append(options[0].build_module(node.op, options[0].resolve_knobs({})))
     inputs = [n.inputs for n in graph.nodes]
     if output == "out":

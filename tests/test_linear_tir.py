@@ -288,3 +288,24 @@ def test_a_saved_predictor_reloads_bit_identical(tmp_path):
     again = tuner.load_artifact(tmp_path / "m.tb")
     for method in ("predict", "predict_proba", "decision_function"):
         np.testing.assert_array_equal(getattr(again, method)(X), getattr(pred, method)(X), err_msg=method)
+
+
+def test_torch_tasks_and_untuned_defaults_never_pick_a_tir_strategy(monkeypatch: pytest.MonkeyPatch) -> None:
+    # whatever order the registry lists them in (it depends on import order), a torch task builds its side
+    # ops with torch strategies, and the untuned default of a linear op is the torch matmul
+    from strategies import compile as compile_mod, task_module
+    from strategies.linear import Matmul
+
+    def tir_first(kind):
+        return [FusedLinear, Matmul] if kind == "linear" else real(kind)
+
+    real = task_module.strategies_for
+    monkeypatch.setattr(task_module, "strategies_for", tir_first)
+    monkeypatch.setattr(compile_mod, "strategies_for", tir_first)
+    lin = Linear(coef=np.ones((1, 3)), intercept=np.zeros(1))
+    assert compile_mod.default_strategy(lin) == "matmul"
+    from strategies.testing import random_ensemble
+
+    forest = random_ensemble(1, n_trees=3, depth=2, n_features=1)  # the linear op is a side op before it
+    module = task_module.build_task_module((lin, forest), {"strategy": "tree_traversal", "knobs": {}})
+    assert isinstance(module.parts[0], Matmul.build_module(lin, Matmul.resolve_knobs({})).__class__)
