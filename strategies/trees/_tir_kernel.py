@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..ir import ZERO_MISSING_THRESHOLD, PostTransform
+from ..ir import ZERO_MISSING_THRESHOLD, PostTransform, TreeEnsemble
 from ._tir_layout import KernelTables
 from .common import round_down
 
@@ -58,6 +58,16 @@ class Epilogue:
     trees_per_output: tuple[int, ...]
     post: PostTransform | None  # None: return the raw score
     category_rounding: str
+
+    @classmethod
+    def of(cls, op: TreeEnsemble, output: str) -> Epilogue:
+        """The epilogue of ``op`` for ``output`` "raw" (no post-transform) or "out" (fused)."""
+        post = op.post_transform if output == "out" and not op.post_transform.is_identity else None
+        return cls(
+            aggregation=op.aggregation, base_score=tuple(float(b) for b in op.base_score),
+            trees_per_output=tuple(int(c) for c in op.trees_per_output()), post=post,
+            category_rounding=op.category_rounding,
+        )
 
 
 def generate(tab: KernelTables, opt: KernelOptions, epi: Epilogue):

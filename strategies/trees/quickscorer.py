@@ -166,13 +166,7 @@ class QuickScorer(Strategy):
         tables = build_qs_tables(op, k["word_bits"], k["tree_block"], spans=spans)
         opts = QsOptions(rows_per_block=k["rows_per_block"], vector_rows=k["vector_rows"],
                          parallel=k["parallel"] if threads > 1 else "none", simd=simd)
-        post = op.post_transform if output == "out" and not op.post_transform.is_identity else None
-        epi = Epilogue(
-            aggregation=op.aggregation, base_score=tuple(float(b) for b in op.base_score),
-            trees_per_output=tuple(int(c) for c in op.trees_per_output()), post=post,
-            category_rounding=op.category_rounding,
-        )
-        return generate(tables, opts, epi), tables
+        return generate(tables, opts, Epilogue.of(op, output)), tables
 
     @classmethod
     def tir_kernel(cls, ops: Sequence[Op], knobs: Mapping[str, Any], *, output: str, threads: int,

@@ -209,13 +209,7 @@ class TiledTraversal(Strategy):
             parallel=k["parallel"] if threads > 1 else "none", unroll=k["unroll"],
             register_levels=k["register_levels"], simd=simd, eager_levels=k["eager_levels"],
         )
-        post = op.post_transform if output == "out" and not op.post_transform.is_identity else None
-        epi = Epilogue(
-            aggregation=op.aggregation, base_score=tuple(float(b) for b in op.base_score),
-            trees_per_output=tuple(int(c) for c in op.trees_per_output()), post=post,
-            category_rounding=op.category_rounding,
-        )
-        return generate(tables, opts, epi), tables
+        return generate(tables, opts, Epilogue.of(op, output)), tables
 
     @classmethod
     def tir_kernel(cls, ops: Sequence[Op], knobs: Mapping[str, Any], *, output: str, threads: int,
