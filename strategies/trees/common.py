@@ -29,6 +29,15 @@ from ..ir import ZERO_MISSING_THRESHOLD, TreeEnsemble
 NUMERIC, CATEGORICAL, ZERO_MISSING = 0, 1, 2
 
 
+def single_ensemble(strategy: str, ops) -> TreeEnsemble:
+    """The one tree ensemble a tree kernel's task holds (anything else is refused, naming what was given)."""
+    from ..ground.errors import InvalidConfigError
+
+    if len(ops) != 1 or not isinstance(ops[0], TreeEnsemble):
+        raise InvalidConfigError(f"strategy {strategy!r} computes exactly one tree_ensemble, not {[op.kind for op in ops]}")
+    return ops[0]
+
+
 def round_down(t: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """Largest value of ``dtype`` that is <= t (elementwise, t float64)."""
     r = t.astype(dtype)

@@ -57,6 +57,7 @@ from ..ir import Op, TreeEnsemble
 from ._qs_kernel import QsOptions, generate
 from ._qs_layout import QsTables, build_qs_tables, mask_words, max_leaves, table_nbytes
 from ._tir_kernel import Epilogue
+from .common import single_ensemble
 
 MAX_LEAVES = 1024
 MAX_TABLE_BYTES = 64 << 20  # the bitvector table
@@ -171,13 +172,7 @@ class QuickScorer(Strategy):
     @classmethod
     def tir_kernel(cls, ops: Sequence[Op], knobs: Mapping[str, Any], *, output: str, threads: int,
                    simd: str) -> TirKernel:
-        from ..ground.errors import InvalidConfigError
-
-        if len(ops) != 1 or not isinstance(ops[0], TreeEnsemble):
-            raise InvalidConfigError(
-                f"strategy {cls.name!r} computes exactly one tree_ensemble, not {[op.kind for op in ops]}"
-            )
-        op = ops[0]
+        op = single_ensemble(cls.name, ops)
         func, tables = cls.kernel(op, knobs, output=output, threads=threads, simd=simd)
         k = cls.resolve_knobs(knobs)
         return TirKernel(

@@ -32,6 +32,7 @@ from ..base import Knob, Strategy, TirKernel, register
 from ..ir import Op, TreeEnsemble
 from ._tir_kernel import Epilogue, KernelOptions, generate
 from ._tir_layout import KernelTables, build_tables, perfect_nbytes
+from .common import single_ensemble
 
 PERFECT_MAX_DEPTH = 12
 PERFECT_MAX_BYTES = 64 << 20
@@ -214,13 +215,7 @@ class TiledTraversal(Strategy):
     @classmethod
     def tir_kernel(cls, ops: Sequence[Op], knobs: Mapping[str, Any], *, output: str, threads: int,
                    simd: str) -> TirKernel:
-        from ..ground.errors import InvalidConfigError
-
-        if len(ops) != 1 or not isinstance(ops[0], TreeEnsemble):
-            raise InvalidConfigError(
-                f"strategy {cls.name!r} computes exactly one tree_ensemble, not {[op.kind for op in ops]}"
-            )
-        op = ops[0]
+        op = single_ensemble(cls.name, ops)
         func, tables = cls.kernel(op, knobs, output=output, threads=threads, simd=simd)
         k = cls.resolve_knobs(knobs)
         parallel = k["parallel"] if threads > 1 else "none"
