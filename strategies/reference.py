@@ -1,7 +1,9 @@
 """Plain NumPy evaluator of the IR, float64 accumulation: the oracle every strategy is tested against.
 
 Slow and obvious on purpose.  It follows each operator's documented semantics
-(``strategies.ir``) and nothing else.
+(``strategies.ir``) and nothing else.  Operator families outside the core keep
+their rule beside their definition: an op with a ``reference(x)`` method (float64
+``(n, width)`` in and out, before the post-transform) is evaluated by it.
 """
 
 from __future__ import annotations
@@ -88,6 +90,8 @@ def evaluate_op(op: Op, X: np.ndarray, *more: np.ndarray, output: Output = "out"
         raw = _polynomial(op, np.asarray(X, dtype=np.float64))
     elif isinstance(op, Spline):
         raw = _spline(op, np.asarray(X, dtype=np.float64))
+    elif callable(getattr(op, "reference", None)):
+        raw = np.asarray(op.reference(np.asarray(X, dtype=np.float64)), dtype=np.float64)
     else:
         raise TypeError(f"the reference evaluator has no rule for operator {type(op).__name__}")
     return raw if output == "raw" else apply_post_transform(op.post_transform, raw)
