@@ -17,13 +17,12 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import create_engine, text
 
 import records
 from records import (
@@ -45,9 +44,9 @@ from strategies.ir import Graph, Tree, TreeEnsemble, content_hash, from_bytes, t
 from tuner import cli
 from tuner.device import Device
 
+from pg_schema import postgres_url
+
 REPO = Path(__file__).resolve().parents[1]
-PG_ENV = "TUNEBIRD_TEST_POSTGRES"
-IN_CI = os.environ.get("CI", "").lower() == "true"
 
 # The schema each SCHEMA_VERSION stands for; see test_schema_matches_its_version.
 SCHEMA_DIGESTS = {1: "bc779d3e6e04b1314ce61b06f08a316698fbd8aaea1734dc2053deba205c2ade"}
@@ -77,31 +76,12 @@ def trial(workload: str = W1, batch: int = 1, latency: float | None = 1e-3, stat
 # --------------------------------------------------------------------------- the database URLs
 
 
-def _postgres_url() -> Iterator[str]:
-    base = os.environ.get(PG_ENV)
-    if not base:
-        msg = f"{PG_ENV} is not set; run `export {PG_ENV}=$(sh .ci/postgres.sh)` to run the PostgreSQL cases"
-        if IN_CI:
-            pytest.fail(msg + " (CI=true: PostgreSQL must be tested; `make test` sets it)")
-        pytest.skip(msg)
-    schema = f"tb_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base)
-    with admin.begin() as c:
-        c.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield make_url(base).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(False)
-    finally:
-        with admin.begin() as c:
-            c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield str(tmp_path / "tunebird.db")
     else:
-        yield from _postgres_url()
+        yield from postgres_url()
 
 
 @pytest.fixture

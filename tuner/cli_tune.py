@@ -57,11 +57,16 @@ def _tune(args: argparse.Namespace) -> int:
 
     conv = strategies.convert(args.model)
     X = read_data(args.data, conv.input) if args.data else None
-    report = tuner.tune(
-        args.model, X, db=args.db, batch_sizes=tuple(args.batch_size), trials=args.trials,
-        time_budget=args.time_budget, threads=args.threads, progress=not args.quiet,
-        backends=tuple(args.backends.split(",")) if args.backends else None,
-    )
+    client = _dask_client(args.scheduler) if args.scheduler else None
+    try:
+        report = tuner.tune(
+            args.model, X, db=args.db, batch_sizes=tuple(args.batch_size), trials=args.trials,
+            time_budget=args.time_budget, threads=args.threads, progress=not args.quiet,
+            backends=tuple(args.backends.split(",")) if args.backends else None, client=client,
+        )
+    finally:
+        if client is not None:
+            client.close()
     print(f"\nTuned {report.model} on {report.device}")
     print(f"{report.trials_measured} trials measured in {report.seconds:.0f} s; {report.artifacts} artifacts stored in {report.db}")
     print(report.time_line() + "\n")
@@ -72,6 +77,17 @@ def _tune(args: argparse.Namespace) -> int:
     )
     print("\n" + format_table(Table("Chosen configs", ("batch", "config"), detail)))
     return 0
+
+
+def _dask_client(address: str) -> Any:
+    try:
+        from distributed import Client
+    except ImportError:
+        raise SystemExit("tunebird tune --scheduler needs the dask extra: pip install 'tunebird[dask]'") from None
+    try:
+        return Client(address, timeout=10)
+    except (OSError, TimeoutError) as e:
+        raise SystemExit(f"tunebird tune: cannot reach the Dask scheduler at {address}: {e}") from None
 
 
 def _add_tune(subparsers: argparse._SubParsersAction) -> None:
@@ -87,6 +103,9 @@ def _add_tune(subparsers: argparse._SubParsersAction) -> None:
                    help="batch sizes to tune for (default: 1 1024 65536; the 65,536-row plan serves large batches)")
     p.add_argument("--threads", type=int, default=None, help="tune for exactly this many threads")
     p.add_argument("--backends", default=None, help="comma-separated backends to consider (default: all available)")
+    p.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                   help="measure on the workers of this Dask scheduler (tcp://host:8786) that run on this "
+                        "machine's device; this process records the results (needs the dask extra)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=_tune)
 

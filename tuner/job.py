@@ -8,7 +8,8 @@ A round of a job:
    full), each once;
 2. the search strategy proposes the rest of the round's ``per_round`` configs
    (ranked with the cost model);
-3. each is measured and recorded in the database at once (a crash loses nothing);
+3. each is measured (several at once on a measurer with ``parallelism``) and recorded in the
+   database as its result arrives (a crash loses nothing);
 4. the search strategy is notified and the cost model learns from the round.
 
 A job ends when its space is exhausted or it has not improved for ``patience``
@@ -42,7 +43,9 @@ log = logging.getLogger(__name__)
 
 
 class Measurer(Protocol):
-    """The measurer role (``tuner.measure.Measurer``; ``tuner.testing.FakeMeasurer`` in tests)."""
+    """The measurer role (``tuner.measure.Measurer``; ``tuner.dask_measure.DaskMeasurer``;
+    ``tuner.testing.FakeMeasurer`` in tests).  A measurer that can time several candidates at once also has
+    ``parallelism`` (how many) and ``measure_many(task, [(config, best_s), ...], inputs, timeout_s=...)``."""
 
     def measure(self, task: Any, config: Config, inputs: TaskInputs, *, best_s: float | None = None,
                 timeout_s: float | None = None) -> MeasureResult: ...
@@ -214,7 +217,8 @@ class TuneContext:
         to_measure = [(c, None) for c in seeds] + [(c, _seconds(p)) for c, p in zip(proposed, predictions)]
         before = job.best_latency
         configs, results = [], []
-        for cfg, prediction in to_measure:
+        width = max(1, int(getattr(self.measurer, "parallelism", 1)))  # candidates measured at once
+        while len(configs) < len(to_measure):
             # a measurement expected to end past the search's deadline is not started; seeds of a job the
             # search never reached may use the final builds' reserve, not more
             expected = self.expected_seconds(job)
@@ -224,9 +228,10 @@ class TuneContext:
             elif self.budget.spent() or expected > self.budget.left_seconds():
                 self.out_of_time = self.budget.seconds is not None
                 break
-            res = self.measure(job, cfg, prediction)
-            configs.append(cfg)
-            results.append(res)
+            n = width if self.budget.trials is None else max(1, min(width, self.budget.trials - self.budget.used_trials))
+            chunk = to_measure[len(configs):len(configs) + n]
+            configs += [cfg for cfg, _ in chunk]
+            results += self.measure_chunk(job, chunk)
         self.search.notify(job, configs, results)
         if configs:
             lat = [r.median_s if r.ok and r.median_s else math.nan for r in results]
@@ -239,15 +244,33 @@ class TuneContext:
             job.done = True
             log.info("%s: no improvement for %d rounds; best %.3g s", job.name(), job.stale_rounds, after)
 
+    def _best_for(self, job: Job, cfg: Config) -> float | None:
+        is_default = job.default_config is not None and cfg.key == job.default_config.key
+        return None if is_default else job.best_latency  # the default is the speedup's reference: timed in full
+
     def measure(self, job: Job, cfg: Config, prediction: float | None) -> MeasureResult:
         started = time.time()
-        is_default = job.default_config is not None and cfg.key == job.default_config.key
-        best = None if is_default else job.best_latency  # the default is the speedup's reference: timed in full
         t0 = time.monotonic()
-        res = self.measurer.measure(job.task.graph, cfg, job.get_inputs(), best_s=best,
+        res = self.measurer.measure(job.task.graph, cfg, job.get_inputs(), best_s=self._best_for(job, cfg),
                                     timeout_s=self.budget.timeout(search=True))
-        job.walls.append(time.monotonic() - t0)
-        self.walls.append(job.walls[-1])
+        return self._record(job, cfg, res, prediction, started, time.monotonic() - t0)
+
+    def measure_chunk(self, job: Job, chunk: Sequence[tuple[Config, float | None]]) -> list[MeasureResult]:
+        """Measure ``chunk`` (config, predicted seconds) at once when the measurer can (``measure_many``), and
+        record each result once."""
+        if len(chunk) == 1 or not hasattr(self.measurer, "measure_many"):
+            return [self.measure(job, cfg, prediction) for cfg, prediction in chunk]
+        started = time.time()
+        t0 = time.monotonic()
+        results = self.measurer.measure_many(job.task.graph, [(cfg, self._best_for(job, cfg)) for cfg, _ in chunk],
+                                             job.get_inputs(), timeout_s=self.budget.timeout(search=True))
+        wall = time.monotonic() - t0
+        return [self._record(job, cfg, res, prediction, started, wall) for (cfg, prediction), res in zip(chunk, results)]
+
+    def _record(self, job: Job, cfg: Config, res: MeasureResult, prediction: float | None, started: float,
+                wall: float) -> MeasureResult:
+        job.walls.append(wall)
+        self.walls.append(wall)
         self.budget.used_trials += 1
         job.measured[cfg.key] = (cfg, res)
         if res.status == "timeout" and time.monotonic() >= self.budget.deadline - 0.5:

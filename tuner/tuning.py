@@ -37,7 +37,7 @@ from .partition import Task, enumerate_partitions, unique_tasks, verified
 from .report import JobReport, TuneReport, _fmt_s
 from .scheduler import TaskScheduler, make_scheduler
 from .search import SearchSettings, SearchStrategy, make_search
-from .space import SpaceOptions, TaskSpace
+from .space import SpaceOptions, TaskSpace, thread_options
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +97,7 @@ def tune(
     scheduler: str | TaskScheduler | None = None,
     settings: SearchSettings | None = None,
     measure_settings: MeasureSettings | None = None,
+    client: Any = None,
 ) -> TuneReport:
     """Tune ``model`` for this machine at each batch size and store trials and winning artifacts in ``db``.
 
@@ -113,6 +114,11 @@ def tune(
     ``evolutionary``), ``scheduler`` (``gradient``, ``round-robin``),
     ``cost_model`` (``device``, ``heuristic``, ``xgb`` or a ``cost_model.CostModel``),
     ``measurer`` (default: a worker process with ``measure_settings``).
+
+    ``client``: a ``dask.distributed.Client``: candidates are built and timed on
+    the cluster's workers that run on this device, one per worker at a time, with
+    at most the threads each worker declares (:mod:`tuner.dask_measure`); this
+    process records every result.
     """
     t0 = time.monotonic()
     if trials is None and time_budget is None:
@@ -125,11 +131,16 @@ def tune(
     device = current_device()
     database = _open(db)
     own_measurer = measurer is None
+    if measurer is None and client is not None:
+        from .dask_measure import DaskMeasurer
+
+        measurer = DaskMeasurer(client, measure_settings, device)
     measurer = measurer or Measurer(measure_settings or MeasureSettings())
     cm = None
     try:
         database.register_device(device)
-        partitions, jobs, default = _jobs(conv, X, database, batches, threads, backends)
+        partitions, jobs, default = _jobs(conv, X, database, batches, threads, backends,
+                                          max_threads=getattr(measurer, "max_threads", None))
         t_prepared = time.monotonic()
         cm = make_cost_model(cost_model, database, device)
         bar = _progress(progress, budget)
@@ -176,8 +187,10 @@ def tune(
 
 
 def _jobs(conv: ConvertedModel, X: Any, database: Any, batches: list[int], threads: int | None,
-          backends: Sequence[str] | None) -> tuple[list[list[Task]], list[Job], Config]:
-    """The model's partitions (checked against the reference), and one job per (task, batch size)."""
+          backends: Sequence[str] | None, max_threads: int | None = None,
+          ) -> tuple[list[list[Task]], list[Job], Config]:
+    """The model's partitions (checked against the reference), and one job per (task, batch size);
+    ``max_threads`` caps the candidates' threads (a cluster's workers declare fewer cores than the device)."""
     if X is None:
         Xs = sample_inputs(conv, SYNTHETIC_ROWS, seed=0, nan=conv.input.allow_nan, inf=conv.input.allow_inf)
     else:
@@ -189,7 +202,13 @@ def _jobs(conv: ConvertedModel, X: Any, database: Any, batches: list[int], threa
     for t in tasks:
         database.register_workload(WorkloadRecord(t.workload_hash, t.summary(), tuple(op.kind for op in t.ops)))
     inputs_of = task_inputs(partitions, Xs)
-    options = SpaceOptions(backends=tuple(backends) if backends else None, threads=(threads,) if threads else None)
+    if threads and max_threads and threads > max_threads:
+        raise ValueError(f"threads={threads}, but the measuring workers declare at most {max_threads} threads")
+    thread_values = (threads,) if threads else None
+    if max_threads and not threads:
+        thread_values = tuple(t for t in thread_options(SpaceOptions()) if t <= max_threads)
+        threads = max(thread_values)  # the untuned default too
+    options = SpaceOptions(backends=tuple(backends) if backends else None, threads=thread_values)
     given = {"threads": threads} if threads else {}
     default = resolve_config(conv.graph, given)
     whole = Task(conv.graph).workload_hash  # the untuned default serves the whole graph: its job times it
