@@ -60,7 +60,10 @@ _TREE_NAMES = (
 OP_FAMILIES = ("tree_ensemble", "linear", "elementwise", "routing", "encoding", "expansion")
 _FAMILY_OF = {"tree_ensemble": "tree_ensemble", "linear": "linear", "gather": "routing", "concat": "routing",
               "constant": "routing", "lookup": "encoding", "bucketize": "expansion", "polynomial": "expansion",
-              "spline": "expansion"}
+              "spline": "expansion", "average": "routing", "label": "encoding", "activation": "elementwise",
+              "kernel_machine": "linear", "kneighbors": "linear",
+              "centroids": "linear", "gaussian_mixture": "linear", "mlp": "linear",
+              "gaussian_nb": "linear", "kernel_pca": "linear"}
 
 
 def op_family(kind: str) -> str:
@@ -304,6 +307,11 @@ def _subgraph_features(ops: tuple[Op, ...]) -> dict[str, float]:
             out["lin.in"], out["lin.out"] = n_in, n_out
             out["an.linear_macs"] += float(n_in * n_out)
             model_bytes += 8.0 * (n_in + 1) * n_out
+        elif op.kind in ("mlp", "gaussian_nb"):  # a GEMM per layer / a quadratic form per class
+            weights = op.weights if op.kind == "mlp" else (op.theta, op.var)
+            macs = float(sum(w.size for w in weights))
+            out["an.linear_macs"] += macs
+            model_bytes += 8.0 * macs
         else:
             width = op.input_type().width
             out["an.elementwise"] += float(width)

@@ -2,8 +2,8 @@
 
 A :class:`Strategy` is one way to compute one operator kind as tensors.  Its
 ``knobs`` are the search space (name, allowed values, default); adding a knob
-is one edit to that tuple.  ``unsupported_reason`` / ``invalid_reason`` prune
-the space by rule before anything is built.
+is one edit to that tuple.  ``unsupported_reason`` / ``invalid_reason`` /
+``backend_reason`` prune the space by rule before anything is built.
 """
 
 from __future__ import annotations
@@ -123,6 +123,13 @@ class Strategy(ABC):
             return f"strategy {cls.name!r} computes {allowed} before its {cls.op_kind} in one kernel, not {bad}"
         if not graph.is_chain:
             return f"strategy {cls.name!r} computes a chain of operators, not a graph with branches"
+        return None
+
+    @classmethod
+    def backend_reason(cls, op: Op, knobs: Mapping[str, Any], backend: str) -> str | None:
+        """Why these knobs should not be built on ``backend`` (a program its compiler cannot build in
+        reasonable time, or a data-dependent branch it cannot trace), or None.  The search never proposes
+        such configs; asked for explicitly, they raise ``InvalidConfigError`` with this reason."""
         return None
 
     @classmethod

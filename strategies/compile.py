@@ -100,6 +100,10 @@ def resolve_config(task: Graph | Sequence[Op], given: Mapping[str, Any] | None =
     reason = strat.unsupported_reason(main) or strat.invalid_reason(main, resolved)
     if reason:
         raise InvalidConfigError(f"strategy {strat.name!r} cannot serve this model: {reason}")
+    reason = strat.backend_reason(main, resolved, backend_name)
+    if reason:
+        raise InvalidConfigError(f"strategy {strat.name!r} is not built on backend {backend_name!r} with knobs "
+                                 f"{dict(resolved)}: {reason}")
 
     threads = given.get("threads")
     threads = usable_cores() if threads is None else threads

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -10,7 +10,7 @@ import numpy as np
 from .ir import _arr, register_dataclass
 
 METHODS: tuple[str, ...] = ("predict", "predict_proba", "decision_function", "transform", "score_samples")
-TASKS: tuple[str, ...] = ("classifier", "regressor", "transformer", "outlier", "booster")
+TASKS: tuple[str, ...] = ("classifier", "regressor", "transformer", "outlier", "booster", "cluster")
 LABEL_RULES: tuple[str, ...] = ("argmax", "raw_gt0", "raw_ge0", "out_gt_half")
 
 
@@ -19,24 +19,29 @@ LABEL_RULES: tuple[str, ...] = ("argmax", "raw_gt0", "raw_ge0", "out_gt_half")
 class Head:
     """The output contract of a converted model.
 
-    task         classifier | regressor | transformer | outlier | booster
+    task         classifier | regressor | transformer | outlier | booster | cluster (``predict``: ``classes`` at
+                 the first arg-max of its view; ``score_samples``: column 0; other methods: the view as it is)
     methods      the methods the original model has
-    classes      ``classes_`` of a classifier
+    classes      ``classes_`` of a classifier (a single class: ``predict`` is it, ``predict_proba`` one column)
     label_rule   how a classifier picks its label: ``argmax`` of the probabilities,
                  ``raw_gt0`` / ``raw_ge0`` (binary: raw score > 0 / >= 0, else argmax of raw),
                  ``out_gt_half`` (binary: probability > 0.5, else argmax)
     squeeze      one-column outputs come back 1-D, as the native methods return them
     offset       outlier detectors: ``decision_function = score_samples - offset``
     predict_argmax  a booster whose ``predict`` returns the arg-max index (XGBoost multi:softmax)
+    views        ``(method, start, stop)``: the method reads only those columns of the graph's value (methods
+                 not listed read all of it); a head with views reads every method from ``out``.  An outlier
+                 head with ``label_rule="raw_gt0"`` predicts 1 only when the decision is > 0 (libsvm)
     """
 
-    task: Literal["classifier", "regressor", "transformer", "outlier", "booster"]
+    task: Literal["classifier", "regressor", "transformer", "outlier", "booster", "cluster"]
     methods: tuple[str, ...]
     classes: np.ndarray | None = None
     label_rule: Literal["argmax", "raw_gt0", "raw_ge0", "out_gt_half"] = "argmax"
     squeeze: bool = True
     offset: float = 0.0
     predict_argmax: bool = False
+    views: tuple[tuple[str, int, int], ...] = field(default=(), metadata={"hash_default": True})
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -55,10 +60,17 @@ class Head:
         elif self.task == "classifier":
             raise ValueError("a classifier head needs classes")
         object.__setattr__(self, "offset", float(self.offset))
+        views = tuple((str(m), int(a), int(b)) for m, a, b in self.views)
+        bad = [v for v in views if v[0] not in self.methods or not 0 <= v[1] <= v[2]]
+        if bad:
+            raise ValueError(f"views {bad} name no method of {self.methods} or no column range")
+        object.__setattr__(self, "views", views)
 
     def source(self, method: str) -> Literal["raw", "out"]:
         """Which graph value ``method`` is computed from."""
         self.check_method(method)
+        if self.views:
+            return "out"
         if method == "decision_function" and self.task in ("classifier", "booster"):
             return "raw"
         if method == "predict" and self.task == "classifier" and self.label_rule in ("raw_gt0", "raw_ge0"):
@@ -74,11 +86,16 @@ class Head:
     def finish(self, method: str, value: np.ndarray) -> np.ndarray:
         """Turn the graph value (2-D) into what the native ``method`` returns."""
         self.check_method(method)
+        for m, start, stop in self.views:
+            if m == method:
+                value = value[:, start:stop]
+        if method == "transform" and self.task != "transformer":  # a predictor's transform: 2-D, as it is
+            return value
         k = value.shape[1]
         one = value[:, 0] if k == 1 else value
         if self.task == "classifier":
             if method == "predict_proba":
-                return np.column_stack([1 - one, one]) if k == 1 else value
+                return np.column_stack([1 - one, one]) if k == 1 and self.classes.size == 2 else value
             if method == "decision_function":
                 return one
             return self.classes[self._label_index(value)]
@@ -89,12 +106,20 @@ class Head:
             decision = scores - self.offset
             if method == "decision_function":
                 return decision
+            if self.label_rule == "raw_gt0":
+                return np.where(decision > 0, 1, -1)
             return np.where(decision < 0, -1, 1)
+        if self.task == "cluster":  # clusterers and mixtures: predict is the first arg-max of its view
+            if method == "predict":
+                return self.classes[np.argmax(value, axis=1)]
+            return value[:, 0] if method == "score_samples" else value
         if self.task == "booster" and method == "predict" and self.predict_argmax:
             return np.argmax(value, axis=1).astype(value.dtype)
         return one if (self.squeeze and k == 1) else value
 
     def _label_index(self, value: np.ndarray) -> np.ndarray:
+        if self.classes.size == 1:  # fitted on one class (a forest): always that class
+            return np.zeros(value.shape[0], dtype=np.intp)
         if value.shape[1] == 1:
             v = value[:, 0]
             if self.label_rule == "raw_gt0":

@@ -28,6 +28,7 @@ from .ir import (
     TreeEnsemble,
 )
 from .ir.columns import Binarize, Concat, Constant, Gather, Indicator, Lookup
+from .ir.ensembles import Activation
 from .ir.expansions import Bucketize, Polynomial, Spline
 from .model import ConvertedModel
 
@@ -58,7 +59,7 @@ def evaluate_op(op: Op, X: np.ndarray, *more: np.ndarray, output: Output = "out"
     if isinstance(op, Concat):
         parts = [np.asarray(a, dtype=np.float64) for a in (X, *more)]
         return np.concatenate(parts, axis=1) if parts else np.zeros((X.shape[0], 0))
-    if more:
+    if more and not callable(getattr(op, "reference", None)):
         raise TypeError(f"operator {op.kind} takes one input, got {1 + len(more)}")
     if isinstance(op, TreeEnsemble):
         raw = _tree_ensemble(op, X)
@@ -90,8 +91,11 @@ def evaluate_op(op: Op, X: np.ndarray, *more: np.ndarray, output: Output = "out"
         raw = _polynomial(op, np.asarray(X, dtype=np.float64))
     elif isinstance(op, Spline):
         raw = _spline(op, np.asarray(X, dtype=np.float64))
+    elif isinstance(op, Activation):
+        y = apply_post_transform(op.transform, np.asarray(X, dtype=np.float64))
+        raw = np.column_stack([1 - y[:, 0], y[:, 0]]) if op.pair else y
     elif callable(getattr(op, "reference", None)):
-        raw = np.asarray(op.reference(np.asarray(X, dtype=np.float64)), dtype=np.float64)
+        raw = np.asarray(op.reference(*(np.asarray(a, dtype=np.float64) for a in (X, *more))), dtype=np.float64)
     else:
         raise TypeError(f"the reference evaluator has no rule for operator {type(op).__name__}")
     return raw if output == "raw" else apply_post_transform(op.post_transform, raw)
@@ -116,6 +120,12 @@ def apply_post_transform(pt: PostTransform, raw: np.ndarray) -> np.ndarray:
         return np.where(s == 0, 1.0 / p.shape[1], p / np.where(s == 0, 1.0, s))
     if pt.kind == "isolation":
         return -(2.0 ** (-raw / pt.param))
+    if pt.kind == "modified_huber":  # SGDClassifier._predict_proba
+        p = (np.clip(raw, -1.0, 1.0) + 1.0) / 2.0
+        if p.shape[1] == 1:
+            return p
+        s = p.sum(axis=1, keepdims=True)
+        return np.where(s == 0, 1.0 / p.shape[1], p / np.where(s == 0, 1.0, s))
     raise ValueError(f"unknown post-transform {pt.kind!r}")
 
 

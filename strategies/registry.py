@@ -17,7 +17,8 @@ from .ground.errors import InvalidConfigError
 def _load_all() -> None:
     # Importing the modules registers their strategies: the operator families' modules, and every public
     # module of ``strategies.trees`` (a new tree strategy is one new file there)
-    from . import columns, expansions, linear, linear_tir, preprocessing, trees  # noqa: F401
+    from . import (columns, decomposition, ensembles, expansions, linear, linear_tir, mixture,  # noqa: F401
+                   mlp, naive_bayes, neighbors, preprocessing, svm, trees)
 
     if not _TREE_MODULES:
         for info in pkgutil.iter_modules(trees.__path__):

@@ -47,6 +47,13 @@ class PostTransformModule(nn.Module):
             return torch.where(zero, torch.full_like(p, 1.0 / x.shape[1]), p / torch.where(zero, torch.ones_like(s), s))
         if k == "isolation":
             return -torch.exp(x * (-LN2 / self.param))
+        if k == "modified_huber":
+            p = (torch.clamp(x, -1.0, 1.0) + 1.0) / 2.0
+            if x.shape[1] == 1:
+                return p
+            s = p.sum(dim=1, keepdim=True)
+            zero = s == 0
+            return torch.where(zero, torch.full_like(p, 1.0 / x.shape[1]), p / torch.where(zero, torch.ones_like(s), s))
         raise InvalidConfigError(f"no torch implementation of post-transform {k!r}")
 
 

@@ -25,7 +25,8 @@ from strategies.registry import get_strategy, strategies_for
 
 log = logging.getLogger(__name__)
 
-HEAVY = ("tree_ensemble", "linear")
+HEAVY = ("tree_ensemble", "linear", "kernel_machine", "kneighbors", "centroids", "gaussian_mixture", "mlp",
+         "gaussian_nb", "kernel_pca")
 
 
 def task_hash(graph: Graph) -> str:

@@ -4,7 +4,8 @@ The space of a task at one tuned batch size is the product of
 strategy x backend x the strategy's knobs x the backend's knobs x threads x
 chunk size x post-transform fusion, pruned by rule (``resolve_config``: a
 strategy that cannot serve the op, an invalid knob combination, a backend of
-the wrong family) before anything is built.
+the wrong family, knobs a backend should not build: ``Strategy.backend_reason``)
+before anything is built.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from strategies.ground.device import usable_cores
 from strategies.backends.registry import all_backends
+from strategies.base import Strategy
 from strategies.registry import strategies_for
 from strategies.compile import resolve_config
 from strategies.ground.config import Config
@@ -99,9 +101,21 @@ class TaskSpace:
             if self.options.strategies is not None and strat.name not in self.options.strategies:
                 continue
             # the pairs that compute the whole task (tvm-tir: a kernel that takes its chain of ops)
-            fitting = [b for b in allowed if task_reason(self.graph, strat, b) is None]
+            fitting = [b for b in allowed if task_reason(self.graph, strat, b) is None
+                       and self._builds_on(strat, b)]
             if fitting:
                 self.strategies[strat.name] = (strat, fitting)
+
+    def _builds_on(self, strat: type[Strategy], backend: str) -> bool:
+        """Whether some searched value of ``strat``'s knobs may be built on ``backend``
+        (``Strategy.backend_reason``): a pair with none is no part of the space."""
+        if getattr(strat.backend_reason, "__func__", None) is getattr(Strategy.backend_reason, "__func__", None):
+            return True
+        knobs = strat.knobs
+        for combo in itertools.product(*(self.options.values(k) for k in knobs)):
+            if strat.backend_reason(self.main, {k.name: v for k, v in zip(knobs, combo)}, backend) is None:
+                return True
+        return False
 
     # ---- declarative view (what optuna and the cost model read)
     def dimensions(self, strategy: str, backend: str) -> list[Dimension]:

@@ -12,7 +12,7 @@ from ..ground.errors import InvalidConfigError
 
 # which module defines each built-in backend
 _MODULES = {"torch": "torch_backends", "torchscript": "torch_backends", "inductor": "torch_backends",
-            "tvm": "tvm_relax", "tvm-tir": "tvm_tir"}
+            "tvm": "tvm_relax", "tvm-tir": "tvm_tir", "onnxruntime": "onnx_runtime"}
 
 
 def _load(module: str) -> None:
@@ -22,6 +22,8 @@ def _load(module: str) -> None:
         from . import tvm_relax  # noqa: F401
     elif module == "tvm_tir":
         from . import tvm_tir  # noqa: F401
+    elif module == "onnx_runtime":
+        from . import onnx_runtime  # noqa: F401
 
 
 def get_backend(name: str) -> type[Backend]:

@@ -18,7 +18,11 @@ from .base import Backend, BuildRequest, Program, register_backend
 log = logging.getLogger(__name__)
 
 TORCH_OPS = ("tree_ensemble", "linear", "scaler", "imputer", "normalizer", "gather", "concat", "constant",
-             "lookup", "indicator", "binarize", "bucketize", "polynomial", "spline")
+             "lookup", "indicator", "binarize", "bucketize", "polynomial", "spline", "activation", "label", "average",
+             "kernel_machine", "one_vs_one", "kneighbors", "centroids", "gaussian_mixture", "mlp", "gaussian_nb",
+             "kernel_pca")
+# ops whose program loops until the data converge: eager torch only (exported, they unroll to thousands of ops)
+EAGER_ONLY = ("pairwise_coupling",)
 
 
 @contextlib.contextmanager
@@ -87,12 +91,12 @@ class TorchBackend(Backend):
 
     name = "torch"
     family = "torch"
-    serves = TORCH_OPS
+    serves = TORCH_OPS + EAGER_ONLY
 
     def build(self, request: BuildRequest) -> Program:
         from .base import check_ops
 
-        check_ops(self.name, request.ops, TORCH_OPS)
+        check_ops(self.name, request.ops, self.serves)
         module = build_task_module(request.graph, request.config, request.output).eval()
         return TorchProgram(module, input_dtype_of(module), _n_outputs(request), request.threads)
 

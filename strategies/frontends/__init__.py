@@ -1,6 +1,6 @@
 """Frontends: trained model (object or file) -> :class:`~strategies.model.ConvertedModel`.
 
-Each library has one module (``sklearn``, ``xgboost``, ``lightgbm``) with a
+Each library has one module (``sklearn``, ``xgboost``, ``lightgbm``, ``onnx``) with a
 ``CONVERTERS`` table from class name to converter function; the table is looked
 up along the model class's MRO, and a library's module is imported only when a
 model of that library arrives.
@@ -23,7 +23,7 @@ from ..model import ConvertedModel
 
 logger = logging.getLogger(__name__)
 
-_LIBRARIES = {"sklearn": "sklearn", "xgboost": "xgboost", "lightgbm": "lightgbm"}
+_LIBRARIES = {"sklearn": "sklearn", "xgboost": "xgboost", "lightgbm": "lightgbm", "onnx": "onnx"}
 
 MODEL_SUFFIXES = {
     ".json": "xgboost",
@@ -32,8 +32,9 @@ MODEL_SUFFIXES = {
     ".joblib": "pickle",
     ".pkl": "pickle",
     ".pickle": "pickle",
+    ".onnx": "onnx",
 }
-SUPPORTED_FILES = "XGBoost .json/.ubj, LightGBM .txt, scikit-learn .joblib/.pkl/.pickle"
+SUPPORTED_FILES = "XGBoost .json/.ubj, LightGBM .txt, scikit-learn .joblib/.pkl/.pickle, ONNX-ML .onnx"
 
 
 class InvalidModelFileError(UnsupportedModelError, ValueError):
@@ -95,7 +96,7 @@ def convert(model: Any) -> ConvertedModel:
 
 
 def load_model(path: str | os.PathLike) -> Any:
-    """Load a native model from a file: XGBoost .json/.ubj, LightGBM .txt, scikit-learn .joblib/.pkl.
+    """Load a native model from a file: XGBoost .json/.ubj, LightGBM .txt, scikit-learn .joblib/.pkl, ONNX .onnx.
 
     A file its library cannot read raises :class:`InvalidModelFileError` (one line, naming the file);
     warnings the libraries raise while reading it are logged at DEBUG.

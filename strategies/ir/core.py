@@ -66,13 +66,15 @@ class PostTransform:
       ovr_normalize   p = sigmoid(x); y = p / sum(p) over each row (one-vs-rest; a row whose p are all 0
                       becomes uniform, as in scikit-learn)
       isolation       y = -(2 ** (-x / param))                (IsolationForest scores)
+      modified_huber  p = (clip(x, -1, 1) + 1) / 2; with several columns y = p / sum(p) over each row (a row
+                      whose p are all 0 becomes uniform), as SGDClassifier(loss="modified_huber")
     """
 
     kind: str = "identity"
     param: float = 1.0
 
     KINDS: ClassVar[tuple[str, ...]] = (
-        "identity", "sigmoid", "softmax", "exp", "ovr_normalize", "isolation",
+        "identity", "sigmoid", "softmax", "exp", "ovr_normalize", "isolation", "modified_huber",
     )
 
     def __post_init__(self) -> None:
@@ -751,6 +753,8 @@ def _feed(h: Any, obj: Any) -> None:
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         h.update(b"D" + type(obj).__name__.encode() + b"(")
         for f in dataclasses.fields(obj):
+            if f.metadata.get("hash_default") and getattr(obj, f.name) == f.default:
+                continue  # a field added later: objects that leave it at its default keep their old hash
             h.update(f.name.encode() + b"=")
             _feed(h, getattr(obj, f.name))
         h.update(b")")
@@ -790,7 +794,9 @@ def require(condition: bool, message: str) -> None:
         raise UnsupportedModelError(message)
 
 
-MAIN_KINDS = ("tree_ensemble", "linear", "lookup")
+# the op a task's strategy is chosen for, most expensive kinds first (a PCA before an SVC: the SVC's kernels)
+MAIN_KINDS = ("tree_ensemble", "kneighbors", "kernel_machine", "kernel_pca", "mlp", "gaussian_mixture", "gaussian_nb",
+              "centroids", "linear", "lookup")
 
 
 def main_op_index(ops: Sequence[Op]) -> int:

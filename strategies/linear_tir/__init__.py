@@ -67,6 +67,8 @@ class FusedLinear(Strategy):
     def unsupported_reason(cls, op: Op) -> str | None:
         if not isinstance(op, Linear):
             return f"fused_linear computes linear models, not {op.kind}"
+        if op.post_transform.kind == "modified_huber":
+            return "fused_linear has no rule for the modified_huber post-transform"
         return None
 
     @classmethod

@@ -49,6 +49,10 @@ class KernelOptions:
     eager_levels: int = 0  # perfect layout + x block: the top levels' nodes all compared with plain vector loads
 
 
+# the post-transforms the epilogue implements (any other is refused rather than skipped)
+TIR_POST_KINDS = ("sigmoid", "exp", "isolation", "softmax", "ovr_normalize")
+
+
 @dataclass(frozen=True)
 class Epilogue:
     """What turns the per-column leaf sums into the output."""
@@ -63,6 +67,10 @@ class Epilogue:
     def of(cls, op: TreeEnsemble, output: str) -> Epilogue:
         """The epilogue of ``op`` for ``output`` "raw" (no post-transform) or "out" (fused)."""
         post = op.post_transform if output == "out" and not op.post_transform.is_identity else None
+        if post is not None and post.kind not in TIR_POST_KINDS:
+            from ..ground.errors import InvalidConfigError
+
+            raise InvalidConfigError(f"the TensorIR tree kernels have no rule for post-transform {post.kind!r}")
         return cls(
             aggregation=op.aggregation, base_score=tuple(float(b) for b in op.base_score),
             trees_per_output=tuple(int(c) for c in op.trees_per_output()), post=post,

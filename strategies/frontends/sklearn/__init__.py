@@ -37,15 +37,12 @@ from sklearn.utils.validation import check_is_fitted
 
 from ...head import Head
 from ...model import ConvertedModel
-from . import _compose, _encoders, _expansions, _linear, _preprocessing, _trees
+from . import (_compose, _decomposition, _encoders, _ensembles, _expansions, _linear, _mixture, _mlp,  # noqa: F401
+               _naive_bayes, _neighbors, _preprocessing, _svm, _trees)
 from ._common import logger, name_of, require, unsupported
 from ._graph import Builder, Converter, Value, legacy
 
-_TREES = {
-    **dict.fromkeys(["DecisionTreeClassifier", "DecisionTreeRegressor", "ExtraTreeClassifier",
-                     "ExtraTreeRegressor"], _trees._decision_tree),
-    **dict.fromkeys(["RandomForestClassifier", "RandomForestRegressor", "ExtraTreesClassifier",
-                     "ExtraTreesRegressor"], _trees._forest),
+_TREES = {  # decision trees and forests: _trees.STEPS
     **dict.fromkeys(["GradientBoostingClassifier", "GradientBoostingRegressor"], _trees._gradient_boosting),
     "IsolationForest": _trees._isolation_forest,
 }
@@ -83,6 +80,15 @@ STEPS: dict[str, Converter] = {
     **dict.fromkeys(["GridSearchCV", "RandomizedSearchCV", "HalvingGridSearchCV", "HalvingRandomSearchCV"],
                     _compose.search_cv),
     **_expansions.STEPS,
+    **_linear.STEPS,
+    **_mlp.STEPS,
+    **_naive_bayes.STEPS,
+    **_neighbors.STEPS,
+    **_mixture.STEPS,
+    **_svm.STEPS,
+    **_ensembles.STEPS,
+    **_trees.STEPS,
+    **_decomposition.STEPS,
 }
 # estimators of other libraries that may sit inside scikit-learn compositions
 FOREIGN = ("xgboost", "lightgbm")

@@ -9,6 +9,7 @@ import numpy as np
 from ...head import Head
 from ...ir import Linear, PostTransform
 from ._common import Step, classifier_head, logger, name_of, require
+from ._graph import legacy
 
 
 def _linear_op(model: Any, post: PostTransform = PostTransform()) -> Linear:
@@ -28,11 +29,12 @@ def _linear_classifier(model: Any) -> Step:
         methods += ("predict_proba",)
         post = PostTransform("sigmoid" if binary else "softmax")
     elif kind == "SGDClassifier":
-        require(model.loss != "modified_huber", model,
-                 "loss='modified_huber' has clipped probabilities, which the IR cannot express")
         if model.loss == "log_loss":
             methods += ("predict_proba",)
             post = PostTransform("sigmoid" if binary else "ovr_normalize")
+        elif model.loss == "modified_huber":
+            methods += ("predict_proba",)
+            post = PostTransform("modified_huber")
     head = classifier_head(model, methods, "raw_gt0")
     return Step((_linear_op(model, post),), head, "reject", "reject")
 
@@ -40,6 +42,14 @@ def _linear_classifier(model: Any) -> Step:
 def _linear_regressor(model: Any) -> Step:
     squeeze = np.ndim(model.coef_) == 1
     return Step((_linear_op(model),), Head("regressor", ("predict",), squeeze=squeeze), "reject", "reject")
+
+
+def _glm_regressor(model: Any) -> Step:
+    """PoissonRegressor / GammaRegressor / TweedieRegressor: ``link.inverse(X @ coef + intercept)``."""
+    link = type(model._base_loss.link).__name__
+    posts = {"IdentityLink": PostTransform(), "LogLink": PostTransform("exp")}
+    require(link in posts, model, f"its link is {link}; expected IdentityLink or LogLink")
+    return Step((_linear_op(model, posts[link]),), Head("regressor", ("predict",)), "reject", "reject")
 
 
 def _projection(model: Any) -> Step:
@@ -68,3 +78,8 @@ def _one_vs_rest(model: Any) -> Step:
     op = Linear(coef=coef, intercept=intercept, post_transform=PostTransform("ovr_normalize"))
     head = classifier_head(model, ("predict", "predict_proba", "decision_function"), "argmax")
     return Step((op,), head, "reject", "reject")
+
+
+STEPS: dict = {  # class name -> converter(model, b, x): the generalized linear models (the rest: ``__init__``)
+    **dict.fromkeys(["PoissonRegressor", "GammaRegressor", "TweedieRegressor"], legacy(_glm_regressor)),
+}

@@ -4,15 +4,17 @@ isolation forests."""
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from sklearn.ensemble._iforest import _average_path_length
 
 from ...head import Head
 from ...ir import PostTransform, Tree, TreeEnsemble
-from ._common import MAX_CATEGORY, Step, classifier_head, name_of, nan_flow, post_from_link, require
-from ._graph import Builder, Value, apply_step
+from ...ir.ensembles import Label
+from ._common import MAX_CATEGORY, Step, classifier_head, logger, name_of, nan_flow, post_from_link, require
+from ._compose import _concat
+from ._graph import Builder, Col, Converter, Value, apply_step, union_taint
 
 
 def _preorder(left: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -56,37 +58,70 @@ def _sk_tree(tree: Any, value: np.ndarray, features: np.ndarray | None = None) -
                       tree.missing_go_to_left.astype(bool), value)
 
 
-def _check_single_output(model: Any) -> None:
-    require(getattr(model, "n_outputs_", 1) == 1, model,
-             f"it has {model.n_outputs_} outputs; multi-output trees are not supported")
-
-
 def _tree_values(model: Any, tree: Any) -> np.ndarray:
-    """Per-node output vector: class fractions (classifier) or the regression value."""
-    value = tree.value[:, 0, :]
-    return value if hasattr(model, "classes_") else value[:, :1]
+    """Per-node output vector: the regression value of every output, or the class fractions of every output
+    side by side (output ``k``'s first ``n_classes_[k]`` columns of ``tree.value[:, k]``)."""
+    if not hasattr(model, "classes_"):
+        return tree.value[:, :, 0]
+    counts = np.atleast_1d(model.n_classes_)
+    return np.concatenate([tree.value[:, k, :int(c)] for k, c in enumerate(counts)], axis=1)
+
+
+def _tree_ensemble(model: Any, estimators: list[Any]) -> TreeEnsemble:
+    """The trees' mean (a forest's ``predict`` / ``predict_proba`` before the per-output split)."""
+    trees = tuple(_sk_tree(e.tree_, _tree_values(model, e.tree_)) for e in estimators)
+    return TreeEnsemble(trees=trees, n_features=model.n_features_in_, n_outputs=trees[0].n_values,
+                        comparison="<=", compare_dtype="float32", base_score=0.0,
+                        aggregation="mean" if len(trees) > 1 else "sum")
 
 
 def _tree_step(model: Any, estimators: list[Any]) -> Step:
-    _check_single_output(model)
-    trees = tuple(_sk_tree(e.tree_, _tree_values(model, e.tree_)) for e in estimators)
-    if hasattr(model, "classes_"):
-        head = classifier_head(model, ("predict", "predict_proba"), "argmax")
-        n_out = head.classes.size
+    """One-output classifiers (one class included) and regressors with any number of outputs."""
+    op = _tree_ensemble(model, estimators)
+    if not hasattr(model, "classes_"):
+        return Step((op,), Head("regressor", ("predict",)), nan_flow(model), "reject")
+    classes = np.asarray(model.classes_)
+    if classes.size == 1:  # fitted on one class: predict is that class, predict_proba one column of ones
+        head = Head("classifier", ("predict", "predict_proba"), classes=classes)
     else:
-        head, n_out = Head("regressor", ("predict",)), 1
-    op = TreeEnsemble(trees=trees, n_features=model.n_features_in_, n_outputs=n_out, comparison="<=",
-                      compare_dtype="float32", base_score=0.0,
-                      aggregation="mean" if len(trees) > 1 else "sum")
+        head = classifier_head(model, ("predict", "predict_proba"), "argmax")
     return Step((op,), head, nan_flow(model), "reject")
 
 
-def _decision_tree(model: Any) -> Step:
-    return _tree_step(model, [model])
+def _multi_output_classifier(model: Any, estimators: list[Any], b: Builder, x: Value) -> tuple[Value, Head | None]:
+    """``predict`` of a classifier fitted on a 2-D ``y``: per output, the first arg-max of its class
+    fractions, as that output's class value in the array type of ``classes_[0]`` (as scikit-learn fills
+    its result).  ``predict_proba`` (a list of one array per output) has no single-array form: refused."""
+    first = np.asarray(model.classes_[0])
+    parts = []
+    proba, _ = apply_step(b, x, Step((_tree_ensemble(model, estimators),), None, nan_flow(model), "reject"), model)
+    start = 0
+    for k, cls in enumerate(model.classes_):
+        cls = np.asarray(cls)
+        require(cls.dtype.kind in "biuf" and first.dtype.kind in "biuf", model,
+                f"output {k} has {cls.dtype} classes; multi-output classifiers need numeric classes")
+        values = cls.astype(first.dtype).astype(np.float64)
+        block = b.gather(proba, range(start, start + cls.size))
+        if cls.size == 1:  # one class: both label indices of a one-column input write it
+            values = np.repeat(values, 2)
+        label = Label(block.width, "argmax", np.zeros(values.size, np.int32), values)
+        parts.append(b.add(label, [block], [Col(taint=union_taint(block.cols))]))
+        start += cls.size
+    logger.info("%s: predict_proba is not converted (scikit-learn returns one array per output)", name_of(model))
+    return _concat(b, parts, x, False), Head("regressor", ("predict",), squeeze=False)
 
 
-def _forest(model: Any) -> Step:
-    return _tree_step(model, list(model.estimators_))
+def _trees_converter(estimators: Callable[[Any], list[Any]]) -> Converter:
+    def convert(model: Any, b: Builder, x: Value) -> tuple[Value, Head | None]:
+        if hasattr(model, "classes_") and model.n_outputs_ > 1:
+            return _multi_output_classifier(model, estimators(model), b, x)
+        return apply_step(b, x, _tree_step(model, estimators(model)), model)
+
+    return convert
+
+
+decision_tree = _trees_converter(lambda m: [m])
+forest = _trees_converter(lambda m: list(m.estimators_))
 
 
 def _gradient_boosting(model: Any) -> Step:
@@ -238,3 +273,11 @@ def _isolation_forest(model: Any) -> Step:
                       post_transform=PostTransform("isolation", float(denominator)))
     head = Head("outlier", ("predict", "decision_function", "score_samples"), offset=float(model.offset_))
     return Step((op,), head, "pass", "pass")
+
+
+STEPS: dict = {  # class name -> converter(model, b, x): decision trees and forests (the rest: ``__init__``)
+    **dict.fromkeys(["DecisionTreeClassifier", "DecisionTreeRegressor", "ExtraTreeClassifier",
+                     "ExtraTreeRegressor"], decision_tree),
+    **dict.fromkeys(["RandomForestClassifier", "RandomForestRegressor", "ExtraTreesClassifier",
+                     "ExtraTreesRegressor"], forest),
+}
