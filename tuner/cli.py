@@ -177,7 +177,14 @@ def _tune_commands() -> list[Callable[[argparse._SubParsersAction], None]]:
     return [_add_tune, _add_bench]
 
 
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_records, *_tune_commands(), _add_costmodel]
+def _add_export(subparsers: argparse._SubParsersAction) -> None:
+    from .cli_export import add_export
+
+    add_export(subparsers)
+
+
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _add_records, *_tune_commands(), _add_costmodel, _add_export]
 
 
 def build_parser() -> argparse.ArgumentParser:

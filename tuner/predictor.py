@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -154,6 +155,26 @@ class Predictor:
 
         self.warm_up()
         return write_model_artifact(path, self.model, self.plans, tuned=self.tuned)
+
+    def to_onnx(self, path: str | Path | None = None, method: str | Sequence[str] | None = None, *,
+                batch_size: int | None = None, fallback: str = "error") -> Any:
+        """Write the compiled program as an ONNX model that ONNX Runtime runs; returns the ``onnx.ModelProto``.
+
+        Input ``X``: one float tensor ``(n, n_features)`` with a dynamic ``n``, float32 or float64 as the
+        program computes (the model's ``metadata_props["input_dtype"]`` says which).  Outputs: ``method``'s
+        result (``label`` for ``predict`` of classifiers, clusterers and outlier detectors, ``predictions``
+        for other ``predict``, ``probabilities``, ``scores`` for ``decision_function``, ``transform``,
+        ``score_samples``); several methods for a list; ``method=None``: a classifier's ``label`` and
+        ``probabilities``, else its first method.  The plan is the one tuned for the batch size nearest
+        ``batch_size`` (default: the largest).  Plans on torch-family backends (torch, torchscript, inductor,
+        tvm, onnxruntime) export; a tvm-tir plan raises ``UnsupportedModelError`` unless
+        ``fallback="default"`` (then the untuned torch default is exported).
+        Models reading string columns are refused.  The graph does not refuse inputs as the Predictor does
+        (NaN / inf or categories the original model refuses): the doc_string says when that matters.
+        """
+        from .onnx_export import export_onnx
+
+        return export_onnx(self, path, method=method, batch_size=batch_size, fallback=fallback)
 
     @classmethod
     def from_artifact(cls, data: bytes, *, expected_sha256: str | None = None, what: str = "artifact") -> "Predictor":
