@@ -19,7 +19,7 @@ from strategies import reference
 from strategies.ground.errors import InvalidConfigError
 from strategies.sampling import sample_inputs
 from tolerances import assert_same_labels, assert_scores
-from zoo import LINEAR_MODELS, TREE_MODELS, ZOO
+from zoo import LINEAR_MODELS, SVM_MODELS, TREE_MODELS, ZOO
 
 TREE_STRATEGIES = ["gemm", "tree_traversal", "perfect_tree_traversal"]
 RTOL = {"torch": 1e-5, "torchscript": 1e-5, "inductor": 1e-5, "tvm": 1e-5, "tvm-tir": 1e-5}
@@ -102,6 +102,34 @@ def test_linear_models(name, dtype, fold, backend):
         pytest.skip("tvm: one linear config per model keeps the suite short")
     strategy = "fused_linear" if backend == "tvm-tir" else "matmul"  # tvm-tir: the kernel takes the whole chain
     check(name, strategy, backend, dtype=dtype, fold_scaler=fold)
+
+
+@pytest.mark.parametrize("backend", ["torch", "torchscript", "tvm"])
+@pytest.mark.parametrize("knobs", [{}, {"sv_block": 64, "reduce": "concat"}, {"sv_block": 16, "distance": "direct"}],
+                         ids=["whole", "tiles-concat", "direct"])
+@pytest.mark.parametrize("name", SVM_MODELS)
+def test_svm_models(name, knobs, backend):
+    if backend == "tvm" and knobs:
+        pytest.skip("tvm: one kernel config per model keeps the suite short")
+    check(name, "kernel_tiles", backend, **knobs)
+
+
+MLP_NB_CONFIGS = {
+    "mlp-fused": ("sk_pipeline_scaler_mlp_tanh", "mlp_fused", {}),
+    "mlp-fused-nk-augmented": ("sk_pipeline_scaler_mlp_tanh", "mlp_fused", {"layout": "nk", "bias": "augmented"}),
+    "mlp-layers": ("sk_pipeline_scaler_mlp_tanh", "mlp_layers", {}),
+    "gnb-direct": ("sk_gaussian_nb", "gaussian_nb_quadratic", {}),
+    "gnb-gemm": ("sk_gaussian_nb", "gaussian_nb_quadratic", {"form": "gemm"}),
+}
+
+
+@pytest.mark.parametrize("backend", ["torch", "torchscript", "tvm"])
+@pytest.mark.parametrize("config", MLP_NB_CONFIGS)
+def test_mlp_and_naive_bayes_models(config, backend):
+    name, strategy, knobs = MLP_NB_CONFIGS[config]
+    if backend == "tvm" and knobs:
+        pytest.skip("tvm: one config per strategy keeps the suite short")
+    check(name, strategy, backend, **knobs)
 
 
 TVM_MODELS = ["xgb_binary_nan", "lgb_categorical", "sk_pipeline_impute_scale_forest", "lgb_multiclass_zero_missing"]

@@ -10,6 +10,7 @@ import pytest
 from sklearn import ensemble, impute, linear_model, preprocessing, svm, tree
 from sklearn.decomposition import KernelPCA
 from sklearn.dummy import DummyClassifier
+from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
 from threadpoolctl import threadpool_limits
 
@@ -416,21 +417,26 @@ class MyForest(ensemble.RandomForestRegressor):
     """A subclass may change how it predicts, so it is refused."""
 
 
+def _dot_kernel(a, b):
+    return a @ b.T
+
+
 UNSUPPORTED_CASES = {
-    "svc": (lambda: svm.SVC().fit(X_LIN, y_class(X_LIN)), "SVC"),
+    "svc-precomputed": (lambda: svm.SVC(kernel="precomputed").fit(X_LIN @ X_LIN.T, y_class(X_LIN)), "precomputed"),
     "subclass": (lambda: MyForest(2).fit(X_LIN, y_reg(X_LIN)), "MyForest"),
-    "multi-output-tree": (lambda: tree.DecisionTreeRegressor().fit(X_LIN, y_reg(X_LIN, 2)), "multi-output"),
+    "multi-output-tree-string-classes": (lambda: tree.DecisionTreeClassifier().fit(
+        X_LIN, np.column_stack([np.where(y_class(X_LIN) > 0, "a", "b")] * 2)), "numeric classes"),
     "gb-custom-init": (lambda: ensemble.GradientBoostingRegressor(init=linear_model.LinearRegression(),
                                                                   n_estimators=2).fit(X_LIN, y_reg(X_LIN)),
                        "init estimator"),
     "gb-stratified-init": (lambda: ensemble.GradientBoostingClassifier(
         init=DummyClassifier(strategy="stratified"), n_estimators=2)
         .fit(X_LIN, y_class(X_LIN)), "stratified"),
-    "sgd-modified-huber": (lambda: linear_model.SGDClassifier(loss="modified_huber").fit(X_LIN, y_class(X_LIN)),
-                           "modified_huber"),
+    "mlp-multilabel": (lambda: MLPClassifier((3,), solver="lbfgs", max_iter=500).fit(
+        X_LIN, np.column_stack([y_class(X_LIN)] * 2)), "multilabel"),
     "minmax-clip": (lambda: preprocessing.MinMaxScaler(clip=True).fit(X_LIN), "clip"),
-    "pipeline-kernel-pca": (lambda: make_pipeline(KernelPCA(2), linear_model.LinearRegression()).fit(
-        X_LIN, y_reg(X_LIN)), "pipeline step 'kernelpca'"),
+    "pipeline-kernel-pca": (lambda: make_pipeline(KernelPCA(2, kernel=_dot_kernel), linear_model.LinearRegression())
+                            .fit(X_LIN, y_reg(X_LIN)), "pipeline step 'kernelpca'"),
     "pipeline-estimator-in-the-middle": (lambda: _estimator_in_the_middle(), "not the last step"),
 }
 

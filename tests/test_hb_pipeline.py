@@ -16,7 +16,7 @@ re-expressed on generated data of the same shape of problem as "titanic_like");
 the ONNX-only parts of test_pipeline_many_inputs (one ONNX input per column) and
 all of test_pipeline_many_inputs_with_schema (ONNX graph input/output names): the
 model of test_pipeline_many_inputs is kept, fed one array; the stacking cases
-(StackingClassifier / StackingRegressor; out of this brief).
+(StackingClassifier / StackingRegressor) are re-expressed in test_hb_stacking.py.
 """
 
 from __future__ import annotations

@@ -188,3 +188,67 @@ def lgb_categorical():
 
 TREE_MODELS = [n for n in ZOO if n not in ("sk_logistic_multinomial", "sk_pipeline_scaler_logistic", "sk_pipeline_normalize_ridge")]
 LINEAR_MODELS = ["sk_logistic_multinomial", "sk_pipeline_scaler_logistic", "sk_pipeline_normalize_ridge"]
+
+
+# ---- kernel SVMs (after TREE_MODELS on purpose: they are not tree models)
+
+
+@entry
+def sk_svc_rbf_proba():
+    import warnings
+
+    from sklearn.svm import SVC
+
+    X = data(200, 6, seed=21)
+    with warnings.catch_warnings():  # probability=True is deprecated in scikit-learn 1.9, still supported
+        warnings.simplefilter("ignore", FutureWarning)
+        return SVC(probability=True, random_state=0).fit(X, labels(X, 3))
+
+
+@entry
+def sk_pipeline_scaler_nusvc_poly_ovo():
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import NuSVC
+
+    X = data(200, 6, seed=22)
+    return make_pipeline(StandardScaler(), NuSVC(kernel="poly", degree=2, coef0=1.0, decision_function_shape="ovo")
+                         ).fit(X, labels(X, 4))
+
+
+@entry
+def sk_svr_sigmoid():
+    from sklearn.svm import SVR
+
+    X = data(200, 6, seed=23)
+    return SVR(kernel="sigmoid", gamma=0.05, coef0=0.1).fit(X, target(X))
+
+
+SVM_MODELS = ["sk_svc_rbf_proba", "sk_pipeline_scaler_nusvc_poly_ovo", "sk_svr_sigmoid"]
+
+
+# ---- MLPs and naive Bayes (after TREE_MODELS on purpose: they are not tree models)
+
+
+@entry
+def sk_pipeline_scaler_mlp_tanh():
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X = data(200, 6, seed=31)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return make_pipeline(StandardScaler(), MLPClassifier((8, 6), activation="tanh", max_iter=100, random_state=0)
+                             ).fit(X, labels(X, 3))
+
+
+@entry
+def sk_gaussian_nb():
+    from sklearn.naive_bayes import GaussianNB
+
+    X = data(200, 6, seed=32)
+    return GaussianNB().fit(X, labels(X, 3))
