@@ -145,7 +145,36 @@ def _logreg() -> Any:
     return make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(X, _classes(s, 4))
 
 
+def _mlp() -> Any:
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, s = make_data(20_000, seed=9)
+    return make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(128, 64), max_iter=60,
+                                                         random_state=0)).fit(X, _classes(s, 4))
+
+
+def _svc_rbf() -> Any:
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    X, s = make_data(5_000, seed=10)
+    return make_pipeline(StandardScaler(), SVC(kernel="rbf", C=1.0)).fit(X, _classes(s, 2))
+
+
+def _knn() -> Any:
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, s = make_data(5_000, seed=11)
+    return make_pipeline(StandardScaler(), KNeighborsClassifier(n_neighbors=5)).fit(X, _classes(s, 4))
+
+
 _LARGE = "inputs of 100,000 rows would take 0.4-0.8 GB per batch"
+_PAIRWISE = "every row is compared with 5,000 fitted rows: 100,000-row calls take seconds for every system"
 
 
 def _pipeline_specs() -> tuple[ModelSpec, ...]:
@@ -191,9 +220,18 @@ SPECS: dict[str, ModelSpec] = {
                   "xgboost", train=_xgb_multiclass, params="xgb 8c 100 d6 20k s7 nan"),
         ModelSpec("logreg", "StandardScaler + LogisticRegression pipeline, 4 classes", "sklearn", train=_logreg,
                   params="lr 4c 20k s8"),
+        ModelSpec("mlp", "StandardScaler + MLPClassifier (128, 64) relu, 4 classes", "sklearn", train=_mlp,
+                  params="mlp 128-64 4c 20k s9"),
+        ModelSpec("svc_rbf", "StandardScaler + SVC (rbf kernel), binary, 5,000 training rows", "sklearn",
+                  train=_svc_rbf, params="svc rbf 5k s10", max_batch=10_000, max_batch_reason=_PAIRWISE),
+        ModelSpec("knn", "StandardScaler + KNeighborsClassifier (k=5), 4 classes, 5,000 training rows", "sklearn",
+                  train=_knn, params="knn 5 4c 5k s11", max_batch=10_000, max_batch_reason=_PAIRWISE),
         *_pipeline_specs(),
     )
 }
+# input pools are seeded by rank in this order (models added later go last, so earlier pools stay as they were)
+_POOL_ORDER = ("airline", "bosch", "epsilon", "extra_trees", "gbdt", "hgb", "higgs", "lightgbm", "logreg", "rf",
+               "rf_deep", "xgb_multiclass", "mlp", "svc_rbf", "knn")
 
 SMALL_MODEL = "logreg"  # trains in a second: the smoke test's model
 
@@ -263,8 +301,7 @@ def input_rows(name: str, model: Any, n: int | None = None) -> tuple[Any, str]:
         return X, pipelines.describe_pool(X)
     n = n or POOL_ROWS
     if spec.train is not None:
-        # seeded by rank among the array models: adding the pipelines left the other pools as they were
-        seed = 1000 + sorted(n for n, s in SPECS.items() if not s.frame).index(name)
+        seed = 1000 + _POOL_ORDER.index(name)
         X, _ = make_data(n, seed=seed, nan=0.02 if "NaN" in spec.description else 0.0)
         if name == "logreg":
             X = X * np.linspace(0.5, 20, X.shape[1], dtype=np.float32) + 3
