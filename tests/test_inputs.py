@@ -376,3 +376,19 @@ def test_column_transformer_columns_by_every_kind_of_selector(selector):
     test = frame.iloc[:60].copy()
     test.loc[:5, "kind"] = "unseen"
     assert_scores(tuner.compile(model).predict_proba(test), model.predict_proba(test), what=selector)
+
+
+def test_read_only_rows_reach_a_tvm_program():
+    """DLPack cannot mark a tensor read-only, so TVM refuses read-only arrays (a pandas frame's ``to_numpy()``
+    under copy-on-write is one): the backend hands it a copy, whatever the rows' alignment."""
+    from strategies.backends._tvm_runtime import aligned_empty
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 4))
+    model = LogisticRegression().fit(X, (X[:, 0] > 0).astype(int))
+    p = tuner.compile(model, backend="tvm")
+    rows = aligned_empty(X.shape, X.dtype)
+    rows[...] = X
+    rows.flags.writeable = False
+    for n in (1, 7, 64):
+        assert_scores(p.predict_proba(rows[:n]), model.predict_proba(X[:n]), what=f"{n} read-only rows")

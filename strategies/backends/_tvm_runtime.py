@@ -134,8 +134,9 @@ def _helper_thread():
 
 
 def as_aligned(x: np.ndarray) -> np.ndarray:
-    """``x`` itself when C-contiguous and aligned, else an aligned copy."""
-    if x.flags.c_contiguous and x.ctypes.data % ALIGNMENT == 0:
+    """``x`` itself when C-contiguous, aligned and writeable, else an aligned copy (DLPack, as TVM reads it,
+    cannot mark a tensor read-only: it refuses read-only arrays, such as a pandas frame's ``to_numpy()``)."""
+    if x.flags.c_contiguous and x.flags.writeable and x.ctypes.data % ALIGNMENT == 0:
         return x
     out = aligned_empty(x.shape, x.dtype)
     out[...] = x
