@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from onnxml_helpers import check, ort_outputs
+from tolerances import assert_same_labels, assert_scores
 
 pytest.importorskip("skl2onnx")
 from skl2onnx import convert_sklearn  # noqa: E402
@@ -113,7 +114,8 @@ def test_svc(classes, model):
     check(_sk(model.fit(X, y), 20), np.vstack([X, np.random.RandomState(5).rand(100, 20).astype(np.float32)]))
 
 
-@pytest.mark.parametrize("backend", ["torchscript", "inductor"])
+# inductor: the same kernel ops as a converted scikit-learn SVC, whose inductor build tests/test_svm.py checks
+@pytest.mark.parametrize("backend", ["torchscript"])
 @pytest.mark.filterwarnings("ignore:The `probability` parameter:FutureWarning")
 def test_svc_backends_and_nan_refused(backend):
     X, y = _random(3, n_features=6)
@@ -203,12 +205,29 @@ def test_pipeline_scaler_trees_file_and_backends(tmp_path):
     check(_sk(rf.fit(X, y), 6), Xe)
 
 
-def test_tune_onnx_model(tmp_path):
+def _onnx_of(source: str, X, y):
+    if source == "skl2onnx_pipeline":
+        pipe = make_pipeline(StandardScaler(), RandomForestClassifier(n_estimators=4, max_depth=3, random_state=0))
+        return _sk(pipe.fit(X, y), X.shape[1])
+    if source == "onnxmltools_lightgbm":
+        return _lgb(lgb.LGBMClassifier(n_estimators=10, verbose=-1).fit(X, y), X.shape[1])
+    xgb = pytest.importorskip("xgboost")
+    from onnxmltools.convert import convert_xgboost
+    from onnxmltools.convert.common.data_types import FloatTensorType as F
+
+    model = xgb.XGBClassifier(n_estimators=5, max_depth=3).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return convert_xgboost(model, initial_types=[("input", F([None, X.shape[1]]))], target_opset=15)
+
+
+@pytest.mark.parametrize("source", ["skl2onnx_pipeline", "onnxmltools_xgboost", "onnxmltools_lightgbm"])
+def test_tune_onnx_model(tmp_path, source):
+    """The issue's three files compile, tune, and the tuned predictor matches ONNX Runtime."""
     from tuner.measure import MeasureSettings
 
     X, y = _random(2, n_total=200, n_features=6)
-    onx = _sk(make_pipeline(StandardScaler(), RandomForestClassifier(n_estimators=4, max_depth=3,
-                                                                    random_state=0)).fit(X, y), 6)
+    onx = _onnx_of(source, X, y)
     fast = MeasureSettings(warmup=1, min_repeats=3, min_seconds=0.02, timeout_s=60)
     report = tuner.tune(onx, X, db=str(tmp_path / "t.db"), batch_sizes=(64,), trials=3, time_budget=30,
                         progress=False, backends=("torch",), measure_settings=fast)
@@ -216,8 +235,10 @@ def test_tune_onnx_model(tmp_path):
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message="nothing is tuned")
         p = tuner.load(onx, db=str(tmp_path / "t.db"))
-    expected = ort_outputs(onx, X)
-    np.testing.assert_array_equal(p.predict(X), expected[0])
+    Xe = _with_edges(X)
+    label, proba = ort_outputs(onx, Xe)
+    assert_same_labels(p.predict(Xe), label.ravel(), what=f"{source}: tuned labels")
+    assert_scores(p.predict_proba(Xe), proba, what=f"{source}: tuned probabilities")
 
 
 def test_double_input_trees():
