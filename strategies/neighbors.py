@@ -43,6 +43,8 @@ from .base import Knob, Strategy, register
 from .ir import Op
 from .ir.neighbors import BLAS_CHAIN_MAX, Centroids, KNeighbors
 from .ir.neighbors import fma as ir_fma
+from .ir.neighbors import split as _split
+from .ir.neighbors import two_sum as _two_sum
 
 TILES = (0, 64, 256, 1024)
 # backends that build selection="heap": eager torch runs its branch as Python, a torch.jit.trace keeps it as
@@ -50,18 +52,6 @@ TILES = (0, 64, 256, 1024)
 HEAP_BACKENDS = ("torch", "torchscript")
 # inductor and tvm compile every distance block as its own kernels: at most this many blocks there
 COMPILED_MAX_BLOCKS = 8
-
-
-def _two_sum(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    s = a + b
-    bb = s - a
-    return s, (a - (s - bb)) + (b - bb)
-
-
-def _split(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    g = 134217729.0 * a
-    hi = g - (g - a)
-    return hi, a - hi
 
 
 def fma(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,7 @@ Both follow the installed scikit-learn's brute-force arithmetic (checked against
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -25,13 +25,15 @@ KNN_WEIGHTS = ("uniform", "distance")
 BLAS_CHAIN_MAX = 15
 
 
-def _two_sum(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def two_sum(a: Any, b: Any) -> tuple[Any, Any]:
+    """``(s, err)`` with ``s + err == a + b`` exactly (Knuth); NumPy arrays or torch tensors."""
     s = a + b
     bb = s - a
     return s, (a - (s - bb)) + (b - bb)
 
 
-def _split(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def split(a: Any) -> tuple[Any, Any]:
+    """``(hi, lo)``, ``hi + lo == a``, each half 26 bits (Veltkamp); NumPy arrays or torch tensors."""
     g = 134217729.0 * a  # 2**27 + 1: Veltkamp's split into two 26-bit halves
     hi = g - (g - a)
     return hi, a - hi
@@ -46,12 +48,12 @@ def fma(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
     Exact unless a product over- or underflows (``|a|``, ``|b|`` beyond ~1e150 or their product below ~1e-290).
     """
     p = a * b
-    ah, al = _split(a)
-    bh, bl = _split(b)
+    ah, al = split(a)
+    bh, bl = split(b)
     e = ((ah * bh - p) + ah * bl + al * bh) + al * bl
-    th, tl = _two_sum(c, p)
-    v, w = _two_sum(tl, e)
-    z, r = _two_sum(th, v)
+    th, tl = two_sum(c, p)
+    v, w = two_sum(tl, e)
+    z, r = two_sum(th, v)
     other = z + 2.0 * r
     half_way = (r != 0) & ((other - z) == 2.0 * r)
     return np.where(half_way & (w != 0) & ((w > 0) == (r > 0)), other, z)
