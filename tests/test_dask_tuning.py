@@ -174,3 +174,22 @@ def test_cli_tune_with_a_scheduler_address(client, tmp_path, data, capsys):
     assert "4 trials measured" in capsys.readouterr().out
     assert len(_measure_tasks(stream)) == 4 == len(_trial_keys(db))
 
+
+
+def test_candidates_whose_inputs_were_lost_are_sent_again(client, data):
+    """Inputs are scattered to the workers; when every worker holding them dies, Dask cancels the
+    measurements that need them: they are sent again with fresh inputs, not lost."""
+    import strategies
+    from strategies.compile import resolve_config
+    from tuner.measure import make_task_inputs
+
+    model, X = data
+    graph = strategies.convert(model).graph
+    inputs = make_task_inputs(graph, X, 32)
+    configs = [resolve_config(graph, {"backend": "torch", "threads": 1, "strategy": s})
+               for s in ("gemm", "tree_traversal")]
+    measurer = DaskMeasurer(client)
+    client.cancel(measurer._scattered(inputs))  # as if the workers that held them died
+    results = measurer.measure_many(graph, [(c, None) for c in configs], inputs)
+    assert [r.status for r in results] == ["ok", "ok"], [r.error for r in results]
+    measurer.close()

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 RESOURCE_PREFIX = "tunebird-device-"
 PLUGIN_NAME = "tunebird-device"
 _GRACE_S = 30.0  # beyond a measurement's own timeout: scheduling, data transfer, a retry's start
+_INPUT_ATTEMPTS = 3  # how often a candidate is sent again after the workers holding its inputs died
 
 
 def device_resource(fingerprint: str) -> str:
@@ -106,6 +107,18 @@ def _build_remote(graph_bytes: bytes, config: Mapping[str, Any], outputs: Sequen
 
 
 # --------------------------------------------------------------------------- the tuning process
+
+
+def _wait(futures: list, timeout: float | None) -> None:
+    """Wait until every future is done or ``timeout`` passes; cancelled futures and the timeout are the
+    callers' to read off each future's status, not errors here."""
+    from distributed import wait
+    from distributed.client import FuturesCancelledError
+
+    try:
+        wait(futures, timeout=timeout)
+    except (FuturesCancelledError, TimeoutError):
+        pass
 
 
 class DaskMeasurer:
@@ -174,36 +187,50 @@ class DaskMeasurer:
     def measure_many(self, task: Graph | Sequence[Op], items: Sequence[tuple[Mapping[str, Any], float | None]],
                      inputs: TaskInputs, *, timeout_s: float | None = None) -> list[MeasureResult]:
         """Several candidates (config, best latency known) of one task at once; results in order.  Never
-        raises for a bad candidate: a worker lost too often or a wait past the timeout is a result."""
-        from distributed import wait
-
+        raises for a bad candidate: a worker lost too often or a wait past the timeout is a result.  A
+        candidate whose inputs were lost with the workers that held them runs again on freshly sent ones."""
         timeout = self.settings.timeout_s if timeout_s is None else min(self.settings.timeout_s, timeout_s)
         graph_bytes = to_bytes(as_graph(task))
-        data = self._scattered(inputs)
-        futures = [self._submit(_measure_remote, graph_bytes, dict(cfg), data, self.settings, best, timeout,
-                                self.device.fingerprint) for cfg, best in items]
-        wait(futures, timeout=timeout + _GRACE_S)
-        out = []
-        for fut in futures:
-            if fut.status == "finished":
-                out.append(fut.result())
-            elif fut.status == "pending":
-                fut.cancel()
-                out.append(MeasureResult("timeout", error=f"no result from the cluster within {timeout:.0f} s"))
-            else:
-                exc = fut.exception()
-                out.append(MeasureResult("error", error=f"on the cluster: {type(exc).__name__}: {exc}"[:2000]))
-        return out
+        results: list[MeasureResult | None] = [None] * len(items)
+        todo = list(range(len(items)))
+        for _ in range(_INPUT_ATTEMPTS):
+            data = self._scattered(inputs)
+            futures = {i: self._submit(_measure_remote, graph_bytes, dict(items[i][0]), data, self.settings,
+                                       items[i][1], timeout, self.device.fingerprint) for i in todo}
+            _wait(list(futures.values()), timeout + _GRACE_S)
+            todo = []
+            for i, fut in futures.items():
+                if fut.status == "finished":
+                    results[i] = fut.result()
+                elif fut.status == "pending":
+                    fut.cancel()
+                    results[i] = MeasureResult("timeout", error=f"no result from the cluster within {timeout:.0f} s")
+                elif fut.cancelled():  # its inputs were lost with the workers that held them
+                    todo.append(i)
+                else:
+                    exc = fut.exception()
+                    results[i] = MeasureResult("error", error=f"on the cluster: {type(exc).__name__}: {exc}"[:2000])
+            if not todo:
+                break
+            log.info("%d candidates lost their inputs with a worker; sending them again", len(todo))
+            self._forget(inputs.key)
+        for i in todo:
+            results[i] = MeasureResult("error", error="cancelled by the cluster: its inputs were lost "
+                                                      f"{_INPUT_ATTEMPTS} times (workers dying)")
+        return [r for r in results if r is not None]
+
+    def _forget(self, key: str) -> None:
+        fut = self._inputs.pop(key, None)
+        if fut is not None:
+            fut.release()
 
     def build(self, task: Graph | Sequence[Op], config: Mapping[str, Any], outputs: Sequence[str], *,
               timeout_s: float | None = None) -> bytes:
         """Build a winner's artifact on a matching worker (see :meth:`tuner.measure.Measurer.build`)."""
-        from distributed import wait
-
         timeout = self.settings.timeout_s if timeout_s is None else timeout_s
         fut = self._submit(_build_remote, to_bytes(as_graph(task)), dict(config), tuple(outputs), self.settings,
                            timeout, self.device.fingerprint)
-        wait([fut], timeout=timeout + _GRACE_S if math.isfinite(timeout) else None)
+        _wait([fut], timeout + _GRACE_S if math.isfinite(timeout) else None)
         if fut.status == "pending":
             fut.cancel()
             raise TimeoutError(f"build not done on the cluster within {timeout:.0f} s")
