@@ -95,7 +95,7 @@ class Head:
         one = value[:, 0] if k == 1 else value
         if self.task == "classifier":
             if method == "predict_proba":
-                return np.column_stack([1 - one, one]) if k == 1 and self.classes.size == 2 else value
+                return np.concatenate((1 - value, value), axis=1) if k == 1 and self.classes.size == 2 else value
             if method == "decision_function":
                 return one
             return self.classes[self._label_index(value)]

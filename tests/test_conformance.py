@@ -93,6 +93,13 @@ def test_quickscorer(name):
     check(name, "quickscorer", "tvm-tir", vector_rows=1, tree_block=0)
 
 
+@pytest.mark.parametrize("name", TREE_MODELS)
+def test_tree_lanes(name):
+    check(name, "tree_lanes", "tvm-tir", n=40)
+    check(name, "tree_lanes", "tvm-tir", n=40, lanes=8, interleave=1, x_lookup="gather", unroll=False)
+    check(name, "tree_lanes", "tvm-tir", n=300, interleave=8, rows_per_block=64)
+
+
 @pytest.mark.parametrize("backend", ["torch", "torchscript", "tvm", "tvm-tir"])
 @pytest.mark.parametrize("fold", [False, True])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

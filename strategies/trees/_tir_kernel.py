@@ -120,13 +120,18 @@ class _Gen:
         return dtype if self.V == 1 else f"{dtype}x{self.V}"
 
     def gather(self, buf, idx):
-        """``buf[idx]`` per lane."""
+        """``buf[idx]`` per lane (``idx`` int32)."""
         T, tirx = self.T, self.tirx
         dtype = str(buf.dtype)
-        if not (self.x86 and dtype in ("int32", "float32")):
-            return buf[idx]
         V = self.V
+        wide_ok = V == 8 and self.opt.simd == "avx512" and dtype in ("int64", "float64")
+        if not ((self.x86 and dtype in ("int32", "float32")) or wide_ok):
+            return buf[idx]
         src = tirx.Broadcast(self.c(0, dtype), V)
+        if wide_ok:  # 8 lanes of 64-bit values, 32-bit indices
+            name = "llvm.x86.avx512.mask.gather.dpq.512" if dtype == "int64" else "llvm.x86.avx512.mask.gather.dpd.512"
+            mask = tirx.Broadcast(self.c(True, "bool"), V)
+            return T.call_llvm_pure_intrin(f"{dtype}x{V}", name, src, T.address_of(buf[0]), idx, mask, T.int32(8))
         if V == 16:
             name = "llvm.x86.avx512.mask.gather.dpi.512" if dtype == "int32" else "llvm.x86.avx512.mask.gather.dps.512"
             mask = tirx.Broadcast(self.c(True, "bool"), V)

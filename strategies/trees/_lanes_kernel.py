@@ -1,0 +1,251 @@
+"""TensorIR generation for the tree-lanes kernel (built with TVM's IR builder, no blocks).
+
+Loop nest, outermost first (``parallel`` marks the loop run by TVM's thread pool)::
+
+    for block in blocks(n, B):                      # parallel over row blocks when "rows"
+      for row in block:
+        copy the row as [x, -x] (2F values, padded to whole permute chunks)
+        for run (trees of one walk length, a multiple of V):
+          for tile of ``interleave`` groups of V trees:
+            cur[w] = root slots of group w          # one plain vector load
+            repeat steps: for w: cur[w] = child(cur[w]) + 1 - P(node cur[w])   # V trees per vector
+            acc[column] += leaf(cur[w])
+        raw[k] = sum of acc[k]'s lanes (lane order); epilogue: ``_tir_kernel``'s
+
+The lanes hold *trees*, not rows: one row's walk through V trees is one vector
+of independent chains, so a single row keeps the SIMD units busy, where the
+row-lane kernels waste all but one lane.  A node of the sparse layout
+(``_tir_layout``) is one record of four words (feature, threshold bits, true
+child, special code; 32-bit words, 64-bit for float64 compares), so a lane's
+step touches one cache line, and its fields are gathers from it; the row's
+value at a node is an in-register permute of the row's ``[x, -x]``
+(``x_lookup="permute"``, up to 128 entries) or a gather from it.  Special
+nodes (categorical, zero-as-missing) go through the tiled generator's predicate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._tir_kernel import Epilogue, _Gen
+from ._tir_layout import PAD, KernelTables
+
+RECORD = 4  # words per node record: feature, threshold bits, child, special
+
+
+@dataclass(frozen=True)
+class LanesOptions:
+    """Schedule of one tree-lanes kernel (the strategy's knobs, resolved against threads and the CPU)."""
+
+    lanes: int  # trees per vector
+    interleave: int  # vectors of trees walked at once
+    rows_per_block: int
+    parallel: str  # rows | none
+    unroll: bool
+    x_lookup: str  # permute | gather
+    simd: str  # avx512 | avx2 | generic
+
+
+def permute_width(n_features: int, simd: str, lanes: int) -> int:
+    """Entries of the row buffer ``[x, -x]`` read by permutes: 2F rounded up to whole permute chunks."""
+    chunk = 2 * lanes if simd == "avx512" else lanes
+    need = 2 * n_features
+    return lanes if need <= lanes else -(-need // chunk) * chunk
+
+
+def record_dtype(tab: KernelTables) -> np.dtype:
+    """Word of a node record: the compare dtype's width (a float64 threshold needs 64-bit words)."""
+    return np.dtype(np.int64 if tab.cdtype.itemsize == 8 else np.int32)
+
+
+def lanes_buffers(tab: KernelTables) -> dict[str, np.ndarray]:
+    """The kernel's weight arguments: node records in place of the four per-field tables.
+
+    One gathered record per lane and step is one cache line (records are 16 or
+    32 bytes, aligned), where four separate tables touch four.
+    """
+    n = min(len(tab.feature), len(tab.threshold), len(tab.child))
+    wt = record_dtype(tab)
+    node = np.zeros((n + PAD, RECORD), wt)
+    node[:n, 0] = tab.feature[:n]
+    node[:n, 1] = tab.threshold[:n].view(wt)
+    node[:n, 2] = tab.child[:n]
+    if tab.special is not None:
+        node[:n, 3] = tab.special[:n]
+    out = {"node": node.reshape(-1), "root": tab.root, "leaf": tab.leaf}
+    for name in ("tree_column", "cat_bits"):
+        if getattr(tab, name) is not None:
+            out[name] = getattr(tab, name)
+    return out
+
+
+def generate(tab: KernelTables, opt: LanesOptions, epi: Epilogue, buffers: dict[str, np.ndarray]):
+    """The PrimFunc ``main(x, out, *buffers)`` for ``x: (n, F)`` and ``out: (n, K)``; ``buffers``: ``lanes_buffers(tab)``."""
+    return _LanesGen(tab, opt, epi, buffers).build()
+
+
+class _LanesGen(_Gen):
+    """The tiled generator's helpers (gathers, permutes, predicate, epilogue) with trees in the lanes."""
+
+    def __init__(self, tab: KernelTables, opt: LanesOptions, epi: Epilogue, buffers: dict[str, np.ndarray]):
+        from tvm import tirx
+        from tvm.script.ir_builder import tirx as T
+
+        if tab.layout != "sparse" or tab.x_block != 1:
+            raise ValueError("the tree-lanes kernel reads the sparse layout with a one-row x block")
+        self.T, self.tirx = T, tirx
+        self.tab, self.opt, self.epi, self.buffers = tab, opt, epi, buffers
+        self.V = opt.lanes
+        self.B = opt.rows_per_block
+        self.K = tab.n_outputs
+        self.cd = str(tab.cdtype)
+        self.ad = str(tab.adtype)
+        self.wide = tab.cdtype.itemsize == 8
+        self.it = "int64" if self.wide else "int32"
+        self.x86 = opt.simd in ("avx2", "avx512") and not self.wide and not (self.V == 16 and opt.simd != "avx512")
+        self.permute = opt.x_lookup == "permute" and self.x86
+        self.xw = permute_width(tab.n_features, opt.simd, self.V) if self.permute else 2 * tab.n_features
+        for b, e, _ in tab.segments:
+            if (e - b) % self.V:
+                raise ValueError(f"runs of trees must be whole vectors of {self.V} trees, got run [{b}, {e})")
+
+    # ------------------------------------------------------------------ one row
+    def fill_row(self, row) -> None:
+        """The row as ``[x, -x]`` in ``xt`` (entries past 2F are 0: permutes read whole chunks)."""
+        T, F = self.T, self.tab.n_features
+        with T.serial(0, F) as f:
+            T.buffer_store(self.xt, self.x[row, f], [f])
+            T.buffer_store(self.xt, -self.x[row, f], [F + f])
+        for j in range(2 * F, self.xw):
+            T.buffer_store(self.xt, self.c(0.0, self.cd), [j])
+
+    def field(self, base, k: int):
+        """Word ``k`` of the records at ``base`` (as int32, or the record word for the threshold)."""
+        word = self.gather(self.node, base + self.bc(k))
+        return word if not self.wide or k == 1 else self.T.Cast(self.vt("int32"), word)
+
+    def step(self, cur, w: int) -> None:
+        """One step of the walks in vector ``w`` of ``cur``."""
+        T = self.T
+        at = self.lanes(w * self.V)
+        c = cur[at]
+        base = c * self.bc(RECORD)
+        fe, ch = self.field(base, 0), self.field(base, 2)
+        th = T.reinterpret(self.vt(self.cd), self.field(base, 1))
+        sp = self.field(base, 3) if self.tab.special is not None else None
+        v = self.lookup(self.xt, 0, fe, self.xw) if self.permute else None
+        p = self.predicate(fe, th, sp, self.bc(0), v)
+        T.buffer_store(cur, ch + self.bc(1) - T.Cast(self.vt("int32"), p), [at])
+
+    def tile(self, tree0, groups: int, steps: int, acc, columns) -> None:
+        """Walk ``groups`` vectors of trees from ``tree0`` for ``steps`` steps and add their leaves to ``acc``."""
+        T, V, tab = self.T, self.V, self.tab
+        cur = T.alloc_buffer((groups * V,), "int32", scope="global")
+        for w in range(groups):
+            T.buffer_store(cur, self.root[self.lanes(tree0 + w * V)], [self.lanes(w * V)])
+        if self.opt.unroll:
+            for _ in range(steps):
+                for w in range(groups):
+                    self.step(cur, w)
+        else:
+            with T.serial(0, steps):
+                for w in range(groups):
+                    self.step(cur, w)
+        lw = tab.leaf_width
+        for w in range(groups):
+            slot = cur[self.lanes(w * V)]
+            if lw > 1:
+                for k in range(lw):
+                    at = self.lanes(k * V)
+                    T.buffer_store(acc, acc[at] + self.gather(self.leaf, slot * self.bc(lw) + self.bc(k)), [at])
+                continue
+            value = self.gather(self.leaf, slot)
+            cols = columns(tree0 + w * V)
+            if len(cols) == 1:  # every tree of the vector adds to one column
+                at = self.lanes(int(cols[0]) * V)
+                T.buffer_store(acc, acc[at] + value, [at])
+            else:
+                col = self.tree_column[self.lanes(tree0 + w * V)]
+                for k in cols:
+                    at = self.lanes(int(k) * V)
+                    keep = T.Select(col == self.bc(int(k)), value, self.bc(0.0, self.ad))
+                    T.buffer_store(acc, acc[at] + keep, [at])
+
+    def row_sums(self, acc) -> None:
+        """Leaf sums of the row in ``xt`` over every tree, per column and lane, into ``acc``."""
+        T, V, tab = self.T, self.V, self.tab
+        W = self.opt.interleave
+        with T.serial(0, self.K * V // V) as i:
+            T.buffer_store(acc, self.bc(0.0, self.ad), [self.lanes(i * V)])
+        column_of = None if tab.tree_column is None else np.asarray(tab.tree_column[: tab.n_trees])
+
+        def columns(tree0):
+            """Columns the static vector at ``tree0`` adds to (a loop var: every column of its run)."""
+            if column_of is None:
+                return [0]
+            if isinstance(tree0, int):
+                return sorted(set(column_of[tree0 : tree0 + V].tolist()))
+            return list(range(self.K))
+
+        for b, e, steps in tab.segments:
+            groups = (e - b) // V
+            full, rest = divmod(groups, W)
+            if full == 1 or (full and column_of is not None and self.K > 1):
+                for t in range(full):  # static tiles: each vector's columns known here
+                    self.tile(b + t * W * V, W, steps, acc, columns)
+            elif full:
+                with T.serial(0, full) as t:
+                    self.tile(b + t * (W * V), W, steps, acc, columns)
+            if rest:
+                self.tile(b + full * W * V, rest, steps, acc, columns)
+
+    # ------------------------------------------------------------------ function
+    def build(self):
+        from tvm.script.ir_builder import IRBuilder
+
+        T, tab, B, K, V = self.T, self.tab, self.B, self.K, self.V
+        with IRBuilder() as ib:
+            with T.prim_func():
+                T.func_name("main")
+                T.func_attr({"tir.noalias": True})
+                xh, oh = T.arg("x", T.handle()), T.arg("out", T.handle())
+                handles = {name: T.arg(name, T.handle()) for name in self.buffers}
+                n = self.n = T.int32()
+                F = tab.n_features
+                self.x = T.match_buffer(xh, (n, F), self.cd, align=tab.cdtype.itemsize)
+                self.out = T.match_buffer(oh, (n, K), self.ad, align=tab.adtype.itemsize)
+                for name, arr in self.buffers.items():
+                    setattr(self, name, T.match_buffer(handles[name], (arr.shape[0],), str(arr.dtype)))
+                for name in ("tree_column", "special", "cat_bits"):
+                    if name not in handles:
+                        setattr(self, name, None)
+
+                def block(b):
+                    self.xt = T.alloc_buffer((self.xw,), self.cd, scope="global")
+                    acc = T.alloc_buffer((K * V,), self.ad, scope="global")
+                    with T.serial(0, T.min(B, n - b * B)) as r:
+                        row = b * B + r
+                        self.fill_row(row)
+                        self.row_sums(acc)
+                        self.finish_row(row, lambda k: self._lane_sum(acc, k))
+
+                n_blocks = (n + B - 1) // B
+                if self.opt.parallel == "rows":
+                    with T.If(n <= B):  # one block: no parallel launch
+                        with T.Then():
+                            block(0)
+                        with T.Else():
+                            with T.parallel(0, n_blocks) as b:
+                                block(b)
+                else:
+                    with T.serial(0, n_blocks) as b:
+                        block(b)
+        return ib.get()
+
+    def _lane_sum(self, acc, k: int):
+        s = acc[k * self.V]
+        for lane in range(1, self.V):
+            s = s + acc[k * self.V + lane]
+        return s
