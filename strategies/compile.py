@@ -162,6 +162,20 @@ class CompiledTask:
             y = reference.apply_post_transform(self.graph.post_transform, y)
         return y
 
+    def run_chunked(self, x: np.ndarray, output: str = "out") -> np.ndarray:
+        """``self(x, output)`` in chunks of the config's ``batch_size`` rows: how a plan runs a large batch, and so
+        how a candidate is timed (a chunk size is part of what is tuned)."""
+        bs = int(self.config.get("batch_size") or 0)
+        n = x.shape[0]
+        if bs <= 0 or n <= bs:
+            return self(x, output)
+        first = self(x[:bs], output)
+        out = np.empty((n,) + first.shape[1:], dtype=first.dtype)
+        out[:bs] = first
+        for s in range(bs, n, bs):
+            out[s : s + bs] = self(x[s : s + bs], output)
+        return out
+
     @property
     def input_dtype(self) -> np.dtype:
         return self.program("out").input_dtype

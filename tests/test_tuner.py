@@ -230,6 +230,52 @@ def test_a_hopeless_candidate_is_timed_by_one_call(tmp_path):
     assert cut.ok and cut.repeats == 1 and cut.median_s > 0
 
 
+def test_candidates_are_timed_in_the_chunks_a_plan_runs():
+    """A config's batch_size is the chunk a plan runs a large batch in: the measurer times exactly that."""
+    from strategies.compile import CompiledTask, resolve_config
+    from strategies.ir import to_bytes
+    from strategies.sampling import sample_inputs
+    from tuner.measure import _run_trial, make_task_inputs
+
+    conv = strategies.convert(ZOO["xgb_binary_nan"]())
+    ops = conv.graph.ops
+    calls: list[int] = []
+
+    class Counting(CompiledTask):
+        def __call__(self, x, output="out"):
+            calls.append(len(x))
+            return super().__call__(x, output)
+
+    cfg = resolve_config(ops, {"strategy": "tree_traversal", "backend": "torch", "threads": 1, "batch_size": 16})
+    task = Counting(ops, cfg)
+    X = sample_inputs(conv, 100, seed=0, nan=True)
+    np.testing.assert_allclose(task.run_chunked(X), task(X), rtol=1e-6)  # the float32 sums' order may differ
+    assert calls == [16] * 6 + [4] + [100]
+    inputs = make_task_inputs(ops, X, 100)
+    calls.clear()
+    res = _run_trial(Counting, to_bytes(conv.graph), cfg, (inputs.batches, inputs.expected, inputs.output), FAST)
+    assert res.ok and calls and set(calls) == {16, 4} and len(calls) == 7 * (1 + FAST.warmup + res.repeats)
+
+
+def test_a_candidate_over_the_memory_limit_fails_and_the_next_one_runs():
+    import dataclasses
+
+    from strategies.compile import resolve_config
+    from strategies.sampling import sample_inputs
+    from tuner.measure import Measurer, _physical_bytes, make_task_inputs
+
+    conv = strategies.convert(ZOO["xgb_binary_nan"]())
+    ops = conv.graph.ops
+    inputs = make_task_inputs(ops, sample_inputs(conv, 256, seed=0, nan=True), 256)
+    cfg = resolve_config(ops, {"strategy": "tree_traversal", "backend": "torch", "threads": 1})
+    tiny = dataclasses.replace(FAST, max_memory_fraction=(16 << 20) / _physical_bytes())  # 16 MiB: no worker fits
+    with Measurer(tiny) as m:
+        res = m.measure(ops, cfg, inputs)
+        assert res.status == "error" and "over the limit of 0.0 GiB" in res.error, res.error
+        m.settings = FAST  # the same measurer, a limit the worker fits: a fresh worker measures
+        assert m.measure(ops, cfg, inputs).ok
+
+
 def test_a_config_tuned_at_one_batch_size_adapts_to_another():
     from strategies.testing import random_ensemble
     from tuner.space import SpaceOptions, TaskSpace, config_key

@@ -64,6 +64,9 @@ class MeasureSettings:
     # by that call alone (it cannot win, and at large batches one call of a slow program can take seconds)
     hopeless_ratio: float = 4.0
     preload: tuple[str, ...] = ()  # modules the worker imports first (tests register fake backends)
+    # the worker is killed (the candidate fails) when its resident memory passes this share of the machine's
+    # (Linux): a candidate whose matrices do not fit fails in seconds instead of swapping or meeting the OOM killer
+    max_memory_fraction: float = 0.5
 
 
 @dataclass
@@ -151,14 +154,15 @@ def _run_trial(compiled_task: Any, ops_bytes: bytes, config: Mapping[str, Any], 
     t0 = time.perf_counter()
     task = compiled_task(graph if isinstance(graph, Graph) else tuple(graph), config)
     task.program(output)
-    first = task(batches[0], output)
+    run = task.run_chunked  # as a plan runs it: in chunks of the config's batch_size
+    first = run(batches[0], output)
     build_s = time.perf_counter() - t0
     problem = check_outputs(first, expected)
     if problem:
         return MeasureResult("invalid", build_s=build_s, error=problem)
     for i in range(settings.warmup):
         t = time.perf_counter()
-        task(batches[i % len(batches)], output)
+        run(batches[i % len(batches)], output)
         once = time.perf_counter() - t
         if i == settings.warmup - 1 and cutoff_s is not None and once > cutoff_s:  # warm by now
             return MeasureResult("ok", once, None, build_s, 1)
@@ -170,7 +174,7 @@ def _run_trial(compiled_task: Any, ops_bytes: bytes, config: Mapping[str, Any], 
     ):
         x = batches[i % len(batches)]
         t = time.perf_counter()
-        task(x, output)
+        run(x, output)
         times.append(time.perf_counter() - t)
         i += 1
     arr = np.array(times)
@@ -269,6 +273,9 @@ class Measurer:
         except TimeoutError:
             self._kill()
             raise TimeoutError(f"build not done within {timeout:.0f} s; worker killed") from None
+        except MemoryLimitError as e:
+            self._kill()
+            raise RuntimeError(f"build failed: {e}") from None
         except (EOFError, OSError) as e:
             code = self._proc.wait(10) if self._proc is not None else None
             self._kill()
@@ -279,9 +286,23 @@ class Measurer:
         return payload
 
     def _recv(self, timeout: float) -> Any:
-        if not self._conn.poll(timeout):
-            raise TimeoutError
-        return self._conn.recv()
+        deadline = time.monotonic() + timeout
+        limit = self._memory_limit()
+        while True:
+            left = deadline - time.monotonic()
+            if self._conn.poll(max(0.0, min(left, 0.2 if limit else left))):
+                return self._conn.recv()
+            if left <= 0:
+                raise TimeoutError
+            rss = _resident_bytes(self._proc.pid) if limit else None
+            if rss is not None and rss > limit:
+                raise MemoryLimitError(f"the worker used {rss / 2**30:.1f} GiB, over the limit of "
+                                       f"{limit / 2**30:.1f} GiB (MeasureSettings.max_memory_fraction); worker killed")
+
+    def _memory_limit(self) -> int | None:
+        total = _physical_bytes()
+        fraction = getattr(self.settings, "max_memory_fraction", None)
+        return int(total * fraction) if total and fraction else None
 
     def measure(self, task: Graph | Sequence[Op], config: Mapping[str, Any], inputs: TaskInputs, *,
                 best_s: float | None = None, timeout_s: float | None = None) -> MeasureResult:
@@ -301,11 +322,34 @@ class Measurer:
         except TimeoutError:
             self._kill()
             return MeasureResult("timeout", error=f"no result within {timeout:.0f} s; worker killed")
+        except MemoryLimitError as e:
+            self._kill()
+            return MeasureResult("error", error=str(e))
         except (EOFError, OSError) as e:
             code = self._proc.wait(10) if self._proc is not None else None
             self._kill()
             return MeasureResult("error", error=f"worker process died (exit code {code}): {type(e).__name__}"
                                                + self._last_words())
+
+
+class MemoryLimitError(RuntimeError):
+    """The worker's resident memory passed ``MeasureSettings.max_memory_fraction`` of the machine's."""
+
+
+def _physical_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _resident_bytes(pid: int) -> int | None:
+    """Resident set size of process ``pid`` (Linux ``/proc``; None elsewhere or once it has ended)."""
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _forward_stderr(stream: Any, tail: "collections.deque[str]") -> None:

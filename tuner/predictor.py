@@ -137,7 +137,7 @@ class Predictor:
         v = X
         last = len(plan.tasks) - 1
         for i, task in enumerate(plan.tasks):
-            v = _chunked(task, v, output if i == last else "out")
+            v = task.run_chunked(v, output if i == last else "out")
         return v
 
     def warm_up(self) -> "Predictor":
@@ -195,14 +195,4 @@ def _all_finite(x: np.ndarray) -> bool:
     return bool(np.isfinite(x).all())
 
 
-def _chunked(task: CompiledTask, x: np.ndarray, output: str) -> np.ndarray:
-    bs = task.config["batch_size"]
-    n = x.shape[0]
-    if n <= bs:
-        return task(x, output)
-    first = task(x[:bs], output)
-    out = np.empty((n,) + first.shape[1:], dtype=first.dtype)
-    out[:bs] = first
-    for s in range(bs, n, bs):
-        out[s : s + bs] = task(x[s : s + bs], output)
-    return out
+
