@@ -93,8 +93,8 @@ class _LanesGen(_Gen):
         from tvm import tirx
         from tvm.script.ir_builder import tirx as T
 
-        if tab.layout != "sparse" or tab.x_block != 1:
-            raise ValueError("the tree-lanes kernel reads the sparse layout with a one-row x block")
+        if tab.layout != "sparse" or tab.x_block not in (0, 1):
+            raise ValueError("the tree-lanes kernel reads the sparse layout, with a one-row x block or none")
         self.T, self.tirx = T, tirx
         self.tab, self.opt, self.epi, self.buffers = tab, opt, epi, buffers
         self.V = opt.lanes
@@ -106,6 +106,8 @@ class _LanesGen(_Gen):
         self.it = "int64" if self.wide else "int32"
         self.x86 = opt.simd in ("avx2", "avx512") and not self.wide and not (self.V == 16 and opt.simd != "avx512")
         self.permute = opt.x_lookup == "permute" and self.x86
+        if self.permute and not tab.x_block:
+            raise ValueError("x_lookup='permute' reads the row's [x, -x]: build the tables with x_block=1")
         self.xw = permute_width(tab.n_features, opt.simd, self.V) if self.permute else 2 * tab.n_features
         for b, e, _ in tab.segments:
             if (e - b) % self.V:
@@ -136,7 +138,7 @@ class _LanesGen(_Gen):
         th = T.reinterpret(self.vt(self.cd), self.field(base, 1))
         sp = self.field(base, 3) if self.tab.special is not None else None
         v = self.lookup(self.xt, 0, fe, self.xw) if self.permute else None
-        p = self.predicate(fe, th, sp, self.bc(0), v)
+        p = self.predicate(fe, th, sp, self.rowoff, v)
         T.buffer_store(cur, ch + self.bc(1) - T.Cast(self.vt("int32"), p), [at])
 
     def tile(self, tree0, groups: int, steps: int, acc, columns) -> None:
@@ -221,27 +223,23 @@ class _LanesGen(_Gen):
                 for name in ("tree_column", "special", "cat_bits"):
                     if name not in handles:
                         setattr(self, name, None)
+                self.xi = T.decl_buffer((n * F,), self.it, data=self.x.data)
 
                 def block(b):
-                    self.xt = T.alloc_buffer((self.xw,), self.cd, scope="global")
+                    if tab.x_block:
+                        self.xt = T.alloc_buffer((self.xw,), self.cd, scope="global")
                     acc = T.alloc_buffer((K * V,), self.ad, scope="global")
                     with T.serial(0, T.min(B, n - b * B)) as r:
                         row = b * B + r
-                        self.fill_row(row)
+                        if tab.x_block:  # the row as [x, -x]
+                            self.fill_row(row)
+                            self.rowoff = self.bc(0)
+                        else:  # node values gathered from x itself, the sign bit of the feature word applied
+                            self.rowoff = self.bc(row * F)
                         self.row_sums(acc)
                         self.finish_row(row, lambda k: self._lane_sum(acc, k))
 
-                n_blocks = (n + B - 1) // B
-                if self.opt.parallel == "rows":
-                    with T.If(n <= B):  # one block: no parallel launch
-                        with T.Then():
-                            block(0)
-                        with T.Else():
-                            with T.parallel(0, n_blocks) as b:
-                                block(b)
-                else:
-                    with T.serial(0, n_blocks) as b:
-                        block(b)
+                self.row_blocks(n, B, self.opt.parallel == "rows", block)
         return ib.get()
 
     def _lane_sum(self, acc, k: int):

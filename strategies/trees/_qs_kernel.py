@@ -249,16 +249,5 @@ class _QsGen(_Gen):
                     self.block_sums(b, acc)
                     self.finish_block(b, acc)
 
-                n_blocks = (n + B - 1) // B
-                if self.opt.parallel == "rows":
-                    # one block: no parallel launch (TVM's launch costs ~10 us even when it ends up serial)
-                    with T.If(n <= B):
-                        with T.Then():
-                            block(0)
-                        with T.Else():
-                            with T.parallel(0, n_blocks) as b:
-                                block(b)
-                else:
-                    with T.serial(0, n_blocks) as b:
-                        block(b)
+                self.row_blocks(n, B, self.opt.parallel == "rows", block)
         return ib.get()

@@ -113,6 +113,22 @@ class _Gen:
         v = self.c(value, dtype) if isinstance(value, (int, float, bool, np.integer, np.floating)) else value
         return v if self.V == 1 else self.tirx.Broadcast(v, self.V)
 
+    def row_blocks(self, n, B: int, parallel: bool, block) -> None:
+        """``block(b)`` for every block of ``B`` rows: by TVM's thread pool when ``parallel``, else serially."""
+        T = self.T
+        n_blocks = (n + B - 1) // B
+        if not parallel:
+            with T.serial(0, n_blocks) as b:
+                block(b)
+            return
+        # one block: no parallel launch (TVM's launch costs ~10 us even when it ends up serial)
+        with T.If(n <= B):
+            with T.Then():
+                block(0)
+            with T.Else():
+                with T.parallel(0, n_blocks) as b:
+                    block(b)
+
     def lanes(self, base):
         return base if self.V == 1 else self.tirx.Ramp(base, 1, self.V)
 
@@ -545,15 +561,5 @@ class _Gen:
                         self.block_sums(b, "all", acc)
                         self.finish_block(b, acc)
 
-                    if self.opt.parallel == "rows":
-                        # one block: no parallel launch (TVM's launch costs ~10 us even when it ends up serial)
-                        with T.If(n <= B):
-                            with T.Then():
-                                block(0)
-                            with T.Else():
-                                with T.parallel(0, n_blocks) as b:
-                                    block(b)
-                    else:
-                        with T.serial(0, n_blocks) as b:
-                            block(b)
+                    self.row_blocks(n, B, self.opt.parallel == "rows", block)
         return ib.get()

@@ -123,10 +123,12 @@ class TreeLanes(Strategy):
         lanes = k["lanes"]
         if lanes == 16 and (simd != "avx512" or op.compare_dtype == "float64"):
             lanes = 8  # a 16-lane gather is two 8-lane ones (no AVX-512, or 64-bit records): same code, fewer registers
-        tables = build_tables(op, "sparse", x_block=1, multiple=lanes)
+        permute = k["x_lookup"] == "permute" and can_permute(op)
+        # a gather reads x itself (no per-row copy of [x, -x]: wide rows pay 2F stores per row for it)
+        tables = build_tables(op, "sparse", x_block=1 if permute else 0, multiple=lanes)
         opts = LanesOptions(lanes=lanes, interleave=k["interleave"], rows_per_block=k["rows_per_block"],
                             parallel=k["parallel"] if threads > 1 else "none", unroll=k["unroll"],
-                            x_lookup=k["x_lookup"] if can_permute(op) else "gather", simd=simd)
+                            x_lookup="permute" if permute else "gather", simd=simd)
         buffers = lanes_buffers(tables)
         return generate(tables, opts, Epilogue.of(op, output), buffers), tables, buffers
 
