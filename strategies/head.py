@@ -11,7 +11,7 @@ from .ir import _arr, register_dataclass
 
 METHODS: tuple[str, ...] = ("predict", "predict_proba", "decision_function", "transform", "score_samples")
 TASKS: tuple[str, ...] = ("classifier", "regressor", "transformer", "outlier", "booster", "cluster")
-LABEL_RULES: tuple[str, ...] = ("argmax", "raw_gt0", "raw_ge0", "out_gt_half")
+LABEL_RULES: tuple[str, ...] = ("argmax", "raw_gt0", "raw_ge0", "out_gt_half", "indicator_gt_half")
 
 
 @register_dataclass
@@ -25,13 +25,16 @@ class Head:
     classes      ``classes_`` of a classifier (a single class: ``predict`` is it, ``predict_proba`` one column)
     label_rule   how a classifier picks its label: ``argmax`` of the probabilities,
                  ``raw_gt0`` / ``raw_ge0`` (binary: raw score > 0 / >= 0, else argmax of raw),
-                 ``out_gt_half`` (binary: probability > 0.5, else argmax)
+                 ``out_gt_half`` (binary: probability > 0.5, else argmax),
+                 ``indicator_gt_half`` (multilabel: ``predict`` is the int64 indicator matrix ``out > 0.5``)
     squeeze      one-column outputs come back 1-D, as the native methods return them
     offset       outlier detectors: ``decision_function = score_samples - offset``
     predict_argmax  a booster whose ``predict`` returns the arg-max index (XGBoost multi:softmax)
     views        ``(method, start, stop)``: the method reads only those columns of the graph's value (methods
                  not listed read all of it); a head with views reads every method from ``out``.  An outlier
                  head with ``label_rule="raw_gt0"`` predicts 1 only when the decision is > 0 (libsvm)
+    splits       ``(method, bounds)``: the method returns a list of arrays, its (viewed) columns cut at ``bounds``
+                 (``[v[:, bounds[i]:bounds[i + 1]]``; scikit-learn's ``MultiOutputClassifier.predict_proba``)
     """
 
     task: Literal["classifier", "regressor", "transformer", "outlier", "booster", "cluster"]
@@ -42,6 +45,7 @@ class Head:
     offset: float = 0.0
     predict_argmax: bool = False
     views: tuple[tuple[str, int, int], ...] = field(default=(), metadata={"hash_default": True})
+    splits: tuple[tuple[str, tuple[int, ...]], ...] = field(default=(), metadata={"hash_default": True})
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -65,6 +69,12 @@ class Head:
         if bad:
             raise ValueError(f"views {bad} name no method of {self.methods} or no column range")
         object.__setattr__(self, "views", views)
+        splits = tuple((str(m), tuple(int(i) for i in bounds)) for m, bounds in self.splits)
+        bad = [sp for sp in splits if sp[0] not in self.methods or len(sp[1]) < 2 or sp[1][0] != 0
+               or any(a >= b for a, b in zip(sp[1], sp[1][1:]))]
+        if bad:
+            raise ValueError(f"splits {bad} name no method of {self.methods} or no increasing bounds from 0")
+        object.__setattr__(self, "splits", splits)
 
     def source(self, method: str) -> Literal["raw", "out"]:
         """Which graph value ``method`` is computed from."""
@@ -83,12 +93,15 @@ class Head:
                 f"this model has no method {method!r}; it has {', '.join(self.methods)}"
             )
 
-    def finish(self, method: str, value: np.ndarray) -> np.ndarray:
-        """Turn the graph value (2-D) into what the native ``method`` returns."""
+    def finish(self, method: str, value: np.ndarray) -> np.ndarray | list[np.ndarray]:
+        """Turn the graph value (2-D) into what the native ``method`` returns (a list of arrays for splits)."""
         self.check_method(method)
         for m, start, stop in self.views:
             if m == method:
                 value = value[:, start:stop]
+        for m, bounds in self.splits:
+            if m == method:
+                return [value[:, a:b] for a, b in zip(bounds, bounds[1:])]
         if method == "transform" and self.task != "transformer":  # a predictor's transform: 2-D, as it is
             return value
         k = value.shape[1]
@@ -98,6 +111,8 @@ class Head:
                 return np.concatenate((1 - value, value), axis=1) if k == 1 and self.classes.size == 2 else value
             if method == "decision_function":
                 return one
+            if self.label_rule == "indicator_gt_half":
+                return (value > 0.5).astype(np.int64)
             return self.classes[self._label_index(value)]
         if self.task == "outlier":
             scores = value[:, 0]

@@ -432,8 +432,6 @@ UNSUPPORTED_CASES = {
     "gb-stratified-init": (lambda: ensemble.GradientBoostingClassifier(
         init=DummyClassifier(strategy="stratified"), n_estimators=2)
         .fit(X_LIN, y_class(X_LIN)), "stratified"),
-    "mlp-multilabel": (lambda: MLPClassifier((3,), solver="lbfgs", max_iter=500).fit(
-        X_LIN, np.column_stack([y_class(X_LIN)] * 2)), "multilabel"),
     "minmax-clip": (lambda: preprocessing.MinMaxScaler(clip=True).fit(X_LIN), "clip"),
     "pipeline-kernel-pca": (lambda: make_pipeline(KernelPCA(2, kernel=_dot_kernel), linear_model.LinearRegression())
                             .fit(X_LIN, y_reg(X_LIN)), "pipeline step 'kernelpca'"),

@@ -6,7 +6,7 @@ case, with the same models (``hidden_layer_sizes=(100, 100, 50)``) and data (``n
 100 rows of 200 float32 features), checking ``predict_proba`` / ``predict``.  Its ``*_tvm`` classifier
 variants are here the multiclass model on ``tvm`` (the other activations run the same ops) and a small
 binary model on ``tvm``.  Added: every strategy and knob on torch, torchscript and inductor, multi-output and Poisson
-regressors, and the refusals (multilabel targets, NaN).
+regressors, multilabel classifiers (int64 indicator ``predict``), and the refusal of NaN.
 """
 
 from __future__ import annotations
@@ -139,10 +139,36 @@ def test_poisson_regressor():
     check_regressor(model, X)
 
 
-def test_refuses_multilabel():
+@pytest.mark.parametrize("backend", ["torch", "tvm"])
+def test_multilabel(backend):
+    """Multilabel targets: ``predict`` is scikit-learn's int64 indicator matrix (probability > 0.5)."""
+    X = small_data(120, 6)
+    Y = np.column_stack([X[:, 0] > 0, X[:, 1] + X[:, 2] > 0, X[:, 3] * X[:, 4] > 0])
+    model = fit(MLPClassifier((8,), max_iter=200, random_state=0), X, Y)
+    assert model._label_binarizer.y_type_ == "multilabel-indicator"
+    X[:3, 0] = 0.0  # rows near the 0.5 cut are where a tolerance would hide a wrong label: none here
+    want = model.predict(X)
+    assert want.dtype == np.int64 and want.shape == (120, 3) and 0 < want.mean() < 1
+    p = tuner.compile(model, backend=backend)
+    got = p.predict(X)
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
+    assert_scores(p.predict_proba(X), model.predict_proba(X), what=f"multilabel @{backend}")
+    np.testing.assert_array_equal(p.predict(X[:1]), want[:1])
+
+
+def test_multilabel_member_refused():
+    """A multilabel MLP inside a MultiOutputClassifier has no one label per row: refused by name."""
+    from sklearn.multioutput import MultiOutputClassifier
+
     X = small_data()
-    model = fit(MLPClassifier((4,), max_iter=20, random_state=0), X, np.column_stack([X[:, 0] > 0, X[:, 1] > 0]))
-    with pytest.raises(UnsupportedModelError, match="multilabel"):
+    Y = np.column_stack([X[:, 0] > 0, X[:, 1] > 0]).astype(int)
+    inner = fit(MLPClassifier((4,), max_iter=20, random_state=0), X, Y)
+    model = MultiOutputClassifier(MLPClassifier((4,), max_iter=20, random_state=0))
+    model.estimators_ = [inner]
+    model.classes_ = [np.array([0, 1])]
+    model.n_features_in_ = X.shape[1]
+    with pytest.raises(UnsupportedModelError, match="multilabel member"):
         strategies.convert(model)
 
 

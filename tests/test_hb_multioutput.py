@@ -5,7 +5,7 @@ DecisionTreeRegressor, ExtraTreesRegressor, RandomForestRegressor and LinearRegr
 MultiOutputRegressor and inside a RegressorChain with a shuffled order, on ``make_regression`` data (50
 rows, 10 features, 5 informative) cast to float32.  Hummingbird draws a fresh random seed per case; here
 the seeds are fixed (one per case) so that a failure can be reproduced.  Added: MultiOutputClassifier
-(``predict``; its ``predict_proba``, a list of arrays, is not offered) and ClassifierChain with every
+(``predict``, and ``predict_proba`` as scikit-learn's list of arrays) and ClassifierChain with every
 ``chain_method``, string-free numeric labels, and the torchscript / tvm backends.
 """
 
@@ -24,8 +24,11 @@ from sklearn.svm import LinearSVC
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 import strategies
+import tuner
+from strategies import reference
 from strategies.ground.errors import UnsupportedModelError
 from meta_checks import check
+from tolerances import assert_scores
 
 REGRESSORS = {"tree": DecisionTreeRegressor, "extra": ExtraTreesRegressor, "forest": RandomForestRegressor,
               "linear": LinearRegression}
@@ -70,12 +73,48 @@ def multilabel(n: int = 160, seed: int = 0):
     return X, Y
 
 
-def test_multioutput_classifier():
+@pytest.mark.parametrize("backend", ["torch", "tvm"])
+def test_multioutput_classifier(backend):
     X, Y = multilabel()
     Y = Y * np.array([1, 2, 5])  # labels {0, 1}, {0, 2}, {0, 5}
+    Y[:, 2] += (X[:, 0] > 1).astype(np.int64)  # a third class in the last output
     model = MultiOutputClassifier(RandomForestClassifier(n_estimators=5, random_state=0)).fit(X, Y)
-    conv = check(model, X, ["predict"], labels=True)
-    assert conv.head.methods == ("predict",)  # predict_proba is a list of arrays in scikit-learn
+    conv = check(model, X, ["predict"], labels=True, backend=backend)
+    assert conv.head.methods == ("predict", "predict_proba")
+    check_proba_list(model, X, backend)
+
+
+def test_multioutput_classifier_mixed_members():
+    """Members of another kind per output: a binary logistic regression's one probability column becomes two."""
+    X, Y = multilabel()
+    model = MultiOutputClassifier(LogisticRegression()).fit(X, Y)
+    check_proba_list(model, X, "torch")
+    svc = MultiOutputClassifier(LinearSVC()).fit(X, Y)  # no predict_proba: predict only
+    assert strategies.convert(svc).head.methods == ("predict",)
+
+
+def test_proba_list_refused_where_one_array_is_written():
+    """ONNX export and distributed scoring write one array per method: the list is refused by name."""
+    from tuner.scoring import output_layout
+
+    X, Y = multilabel()
+    p = tuner.compile(MultiOutputClassifier(DecisionTreeClassifier(max_depth=3, random_state=0)).fit(X, Y))
+    with pytest.raises(UnsupportedModelError, match="list of arrays"):
+        p.to_onnx(method="predict_proba")
+    with pytest.raises(ValueError, match="list of arrays"):
+        output_layout(p, "predict_proba", X[:2])
+    assert p.to_onnx() is not None  # predict alone exports
+
+
+def check_proba_list(model, X, backend):
+    """``predict_proba`` is a list of one (n, n_classes) array per output, as scikit-learn returns it."""
+    want = model.predict_proba(X)
+    for got in (reference.predict(strategies.convert(model), X, "predict_proba"),
+                tuner.compile(model, backend=backend).predict_proba(X)):
+        assert isinstance(got, list) and len(got) == len(want)
+        for g, w in zip(got, want):
+            assert g.shape == w.shape
+            assert_scores(g, w, what=f"{type(model.estimators_[0]).__name__} predict_proba list @{backend}")
 
 
 def test_multioutput_classifier_string_labels_refused():

@@ -63,6 +63,11 @@ def export_onnx(predictor: Any, path: str | Path | None = None, *, method: str |
     missing = [m for m in methods if m not in head.methods]
     if missing:
         raise ValueError(f"{model.source} has no method {missing[0]!r} to export; it has {', '.join(head.methods)}")
+    split = [m for m, _ in head.splits if m in methods]
+    if split:
+        raise UnsupportedModelError(
+            f"{model.source}'s {split[0]} returns a list of arrays (one per output); an ONNX export holds one "
+            f"tensor per method, so it cannot be exported (export {', '.join(m for m in head.methods if m not in split)})")
     if fallback not in FALLBACKS:
         raise ValueError(f"fallback must be one of {FALLBACKS}, got {fallback!r}")
     if spec.has_strings:
@@ -221,6 +226,9 @@ class _Finisher:
                 return value, dtype, k
             if method == "decision_function":
                 return (col0(), dtype, None) if k == 1 else (value, dtype, k)
+            if head.label_rule == "indicator_gt_half":
+                hit = self.op("Greater", [value, self.const(np.array(0.5, dtype))])
+                return self.op("Cast", [hit], to=TensorProto.INT64), np.dtype(np.int64), k
             return self._labels(head, self._label_index(head, value, dtype, k)), head.classes.dtype, None
         if task == "outlier":
             scores = col0()

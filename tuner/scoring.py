@@ -101,6 +101,9 @@ def output_layout(predictor: Predictor, method: str, sample: Any) -> OutputLayou
     a 1-D result is one column named after the method."""
     if method not in predictor.methods:
         raise AttributeError(f"{predictor.model.source} has no method {method!r}; it has {', '.join(predictor.methods)}")
+    if any(m == method for m, _ in predictor.model.head.splits):
+        raise ValueError(f"{predictor.model.source}'s {method} returns a list of arrays (one per output); "
+                         "distributed scoring writes one array per partition, so it cannot score it")
     value = np.asarray(getattr(predictor, method)(sample))
     if value.ndim == 1:
         return OutputLayout(method, (method,), (value.dtype,), one_d=True)

@@ -78,6 +78,8 @@ class Member:
 
     def label(self, targets: Any, values: Any, n_outputs: int) -> Value:
         """The predicted label's index ``j`` written as ``values[j]`` into column ``targets[j]``."""
+        require(self.head.label_rule != "indicator_gt_half", self.model,
+                "a multilabel member has an indicator matrix, not one label per row")
         v = self.value("predict")
         n = len(self.head.classes)
         require(max(v.width, 2) == n, self.model, f"its scores have {v.width} columns for {n} classes")

@@ -3,7 +3,8 @@ the output activation as its post-transform.
 
 Classifier: ``softmax`` (multiclass) or ``logistic`` (binary: one output column); ``predict`` is the
 probability ``> 0.5`` (binary, as its ``LabelBinarizer`` thresholds) or the first arg-max.  Multilabel
-classifiers (``predict`` returns an indicator matrix) are refused.  Regressor: ``identity`` (or ``exp``
+classifiers (``logistic`` output, one column per label): ``predict`` is the int64 indicator matrix
+``probability > 0.5``, ``predict_proba`` the probabilities.  Regressor: ``identity`` (or ``exp``
 with ``loss="poisson"``), one column per target.  NaN and inf are refused, as scikit-learn's input check
 does.  A model fitted on float32 data computes float32 input in float32; the op computes in float64.
 """
@@ -39,13 +40,14 @@ def _op(model: Any) -> MLP:
 
 def _mlp_classifier(model: Any) -> Step:
     y_type = model._label_binarizer.y_type_
-    require(y_type in ("binary", "multiclass"), model,
-            f"its targets are {y_type!r}; only binary and multiclass classifiers are supported")
+    require(y_type in ("binary", "multiclass", "multilabel-indicator"), model,
+            f"its targets are {y_type!r}; expected binary, multiclass or multilabel-indicator")
     op = _op(model)
     want = 1 if y_type == "binary" else len(model.classes_)
     require(op.output_type().width == want, model,
             f"it has {op.output_type().width} outputs for {len(model.classes_)} {y_type} classes")
-    head = classifier_head(model, ("predict", "predict_proba"), "out_gt_half")
+    rule = "indicator_gt_half" if y_type == "multilabel-indicator" else "out_gt_half"
+    head = classifier_head(model, ("predict", "predict_proba"), rule)
     return Step((op,), head, "reject", "reject")
 
 

@@ -2,8 +2,8 @@
 
 * ``MultiOutputRegressor``: the members' predictions side by side (tree-ensemble members as one ensemble
   with an output per target, linear members as one linear model).
-* ``MultiOutputClassifier``: the members' labels side by side (``predict`` only, numeric labels:
-  scikit-learn's ``predict_proba`` is a list of arrays, not offered here).
+* ``MultiOutputClassifier``: the members' labels side by side (numeric labels), then their probabilities:
+  ``predict_proba`` is a list of one array per output, as scikit-learn returns it (head splits).
 * ``RegressorChain`` / ``ClassifierChain``: member ``k`` reads ``X`` and the earlier members' outputs
   (``chain_method_``: ``predict``, ``predict_proba`` or ``decision_function``), and the outputs are put back
   in target order.  A ``ClassifierChain``'s ``predict``, ``predict_proba`` and ``decision_function`` are three
@@ -33,13 +33,22 @@ def multi_output_regressor(model: Any, b: Builder, x: Value) -> tuple[Value, Hea
 
 
 def multi_output_classifier(model: Any, b: Builder, x: Value) -> tuple[Value, Head | None]:
-    parts = []
+    labels, members = [], []
     for i, e in enumerate(model.estimators_):
         m = Member.convert(e, b, x, where(model, f"estimator {i}"), "classifier")
         cls = numeric(model, m.head.classes, f"the classes of output {i}")
-        parts.append(m.label(np.zeros(len(cls), np.int64), cls, 1))
-    logger.info("%s: predict_proba is not converted (scikit-learn returns one array per output)", name_of(model))
-    return _concat(b, parts, x, False), Head("regressor", ("predict",), squeeze=False)
+        labels.append(m.label(np.zeros(len(cls), np.int64), cls, 1))
+        members.append(m)
+    n = len(labels)
+    if not (hasattr(model, "predict_proba") and all("predict_proba" in m.head.methods for m in members)):
+        logger.info("%s: predict_proba is not converted (a member has none)", name_of(model))
+        return _concat(b, labels, x, False), Head("regressor", ("predict",), squeeze=False)
+    probas = [m.proba() for m in members]
+    bounds = tuple(int(v) for v in np.cumsum([0] + [p.width for p in probas]))
+    head = Head("regressor", ("predict", "predict_proba"), squeeze=False,
+                views=(("predict", 0, n), ("predict_proba", n, n + bounds[-1])),
+                splits=(("predict_proba", bounds),))
+    return _concat(b, labels + probas, x, False), head
 
 
 def _chain(model: Any, b: Builder, x: Value, task: str) -> tuple[list[Value], list[Member]]:
