@@ -37,7 +37,7 @@ from strategies.ir import main_op_index
 from strategies.ground.device import ISA_FLAGS, ISA_PREFIXES
 
 # Bump when the meaning of an existing column changes (names alone would not show it).
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2  # 2: multiply-adds per row for kernel machines, KernelPCA, neighbours, centroids, mixtures
 
 NAN = float("nan")
 CACHE_LEVELS = ("L1d", "L2", "L3")
@@ -46,7 +46,9 @@ CACHE_LEVELS = ("L1d", "L2", "L3")
 # the strategy's own ``work_estimate`` declaration, else its operator kind's entry here.
 DEFAULT_WORK: dict[str, tuple[str, str]] = {
     "tree_ensemble": ("an.visits_expected", "an.model_bytes"),
-    "linear": ("an.linear_macs", "an.model_bytes"),
+    **{kind: ("an.linear_macs", "an.model_bytes") for kind in (
+        "linear", "mlp", "gaussian_nb", "kernel_machine", "kernel_pca", "kneighbors", "centroids",
+        "gaussian_mixture")},
 }
 ELEMENTWISE_WORK = ("an.elementwise", "an.model_bytes")
 
@@ -279,6 +281,37 @@ def _tree_stats(op: TreeEnsemble) -> dict[str, float]:
     }
 
 
+MAC_KINDS = ("mlp", "gaussian_nb", "kernel_machine", "kernel_pca", "kneighbors", "centroids", "gaussian_mixture")
+
+
+def _macs_per_row(op: Op) -> tuple[float, float]:
+    """(multiply-adds per row, weights read) of the dense operators: a GEMM per layer, a kernel row against
+    the support vectors / fitted rows then the dual coefficients, a distance to every training row or
+    centre, a quadratic form per class or mixture component."""
+    kind = op.kind
+    if kind == "mlp":
+        n = float(sum(w.size for w in op.weights))
+        return n, n
+    if kind == "gaussian_nb":
+        n = float(op.theta.size + op.var.size)
+        return n, n
+    if kind == "kernel_machine":
+        n = float(op.support_vectors.size + op.coef.size)
+        return n, n
+    if kind == "kernel_pca":
+        n = float(op.basis.size + op.alphas.size)
+        return n, n
+    if kind == "kneighbors":
+        return float(op.train.size), float(op.train.size + op.target.size)
+    if kind == "centroids":
+        return float(op.centers.size), float(op.centers.size)
+    if kind == "gaussian_mixture":  # the precision factor of each component (shared when tied) per centred row
+        k, f = op.means.shape
+        per = {"full": k * f * f, "tied": k * f * f, "diag": k * f, "spherical": k * f}[op.covariance_type]
+        return float(per + k * f), float(op.prec_chol.size + op.means.size)
+    raise ValueError(f"no multiply-add count for operator kind {kind!r}")
+
+
 def subgraph_features(ops: Sequence[Op]) -> dict[str, float]:
     """The IR-derived columns (:data:`SUBGRAPH_NAMES`) of a task; cached per ops tuple."""
     return _cached(ops, "features", _subgraph_features)
@@ -307,11 +340,10 @@ def _subgraph_features(ops: tuple[Op, ...]) -> dict[str, float]:
             out["lin.in"], out["lin.out"] = n_in, n_out
             out["an.linear_macs"] += float(n_in * n_out)
             model_bytes += 8.0 * (n_in + 1) * n_out
-        elif op.kind in ("mlp", "gaussian_nb"):  # a GEMM per layer / a quadratic form per class
-            weights = op.weights if op.kind == "mlp" else (op.theta, op.var)
-            macs = float(sum(w.size for w in weights))
+        elif op.kind in MAC_KINDS:
+            macs, weights = _macs_per_row(op)
             out["an.linear_macs"] += macs
-            model_bytes += 8.0 * macs
+            model_bytes += 8.0 * weights
         else:
             width = op.input_type().width
             out["an.elementwise"] += float(width)

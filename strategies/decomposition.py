@@ -28,8 +28,7 @@ from torch import nn
 from .base import Knob, Strategy, register
 from .ir import Op
 from .ir.decomposition import KernelPCA
-
-DIRECT_TILE = 4096  # most fitted rows x features a ``direct`` tile may hold per row
+from .torch_ops import direct_tile_reason, tile_redundant_reason
 
 
 def _t(a: Any) -> torch.Tensor:
@@ -129,22 +128,14 @@ class KernelPCATilesStrategy(Strategy):
     @classmethod
     def invalid_reason(cls, op: Op, knobs: Mapping[str, Any]) -> str | None:
         assert isinstance(op, KernelPCA)
-        if knobs.get("distance") == "direct" and op.kernel == "rbf":
-            block = min(knobs.get("fit_block", 0) or op.n_fit, op.n_fit)
-            if block * op.n_features > DIRECT_TILE:
-                return (f"a direct rbf tile of {block} fitted rows x {op.n_features} features holds more than "
-                        f"{DIRECT_TILE} values per row: use a smaller fit_block or distance='gemm'")
-        return None
+        return direct_tile_reason(op.kernel, knobs.get("distance", "gemm"), knobs.get("fit_block", 0), op.n_fit,
+                                  op.n_features, "fitted rows", "fit_block")
 
     @classmethod
     def redundant_reason(cls, op: Op, knobs: Mapping[str, Any], threads: int) -> str | None:
         assert isinstance(op, KernelPCA)
-        block = knobs.get("fit_block", 0)
-        if block and block >= op.n_fit:
-            return "fit_block covers every fitted row: the same program as fit_block=0"
-        if knobs.get("distance") == "direct" and op.kernel != "rbf":
-            return "distance only matters for the rbf kernel"
-        return None
+        return tile_redundant_reason(op.kernel, knobs.get("distance", "gemm"), knobs.get("fit_block", 0), op.n_fit,
+                                     "fitted rows", "fit_block")
 
     @classmethod
     def build_module(cls, op: Op, knobs: Mapping[str, Any]) -> nn.Module:

@@ -40,8 +40,8 @@ from torch import nn
 from .base import Knob, Strategy, register
 from .ir import Op
 from .ir.svm import MIN_PROB, KernelMachine, OneVsOne, PairwiseCoupling, pairs
+from .torch_ops import direct_tile_reason, tile_redundant_reason
 
-DIRECT_TILE = 4096  # most support vectors x features a ``direct`` tile may hold per row
 
 
 def _t(a: np.ndarray) -> torch.Tensor:
@@ -156,21 +156,18 @@ class KernelTilesStrategy(Strategy):
 
     @classmethod
     def invalid_reason(cls, op: Op, knobs: Mapping[str, Any]) -> str | None:
-        if knobs.get("distance") == "direct" and getattr(op, "kernel", "") == "rbf":
-            block = knobs.get("sv_block", 0) or op.n_support  # type: ignore[attr-defined]
-            if min(block, op.n_support) * op.n_features > DIRECT_TILE:  # type: ignore[attr-defined]
-                return (f"a direct rbf tile of {block} support vectors x {op.n_features} features holds more "  # type: ignore[attr-defined]
-                        f"than {DIRECT_TILE} values per row: use a smaller sv_block or distance='gemm'")
-        return None
+        assert isinstance(op, KernelMachine)
+        return direct_tile_reason(op.kernel, knobs.get("distance", "gemm"), knobs.get("sv_block", 0), op.n_support,
+                                  op.n_features, "support vectors", "sv_block")
 
     @classmethod
     def redundant_reason(cls, op: Op, knobs: Mapping[str, Any], threads: int) -> str | None:
-        S = op.n_support  # type: ignore[attr-defined]
-        block = knobs.get("sv_block", 0)
-        if block and block >= S:
-            return "sv_block covers every support vector: the same program as sv_block=0"
-        if knobs.get("distance") == "direct" and op.kernel != "rbf":  # type: ignore[attr-defined]
-            return "distance only matters for the rbf kernel"
+        assert isinstance(op, KernelMachine)
+        S, block = op.n_support, knobs.get("sv_block", 0)
+        reason = tile_redundant_reason(op.kernel, knobs.get("distance", "gemm"), block, S, "support vectors",
+                                       "sv_block")
+        if reason:
+            return reason
         if knobs.get("reduce") == "concat" and not (block and block < S):
             return "one tile: reduce='concat' builds the same program as 'fused'"
         return None

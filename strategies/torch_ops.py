@@ -1,4 +1,5 @@
-"""Pieces shared by the torch-family strategies: dtypes, post-transforms and the task module class.
+"""Pieces shared by the torch-family strategies: dtypes, post-transforms, the task module class, and the
+tile rules of the kernel-matrix strategies.
 
 Only ops that ``torch.export`` -> ``tvm.relax.frontend.torch`` can import are used
 here (no ``exp2``, bit shifts, ``searchsorted`` or ``logsumexp``), so every
@@ -17,6 +18,9 @@ from .ground.errors import InvalidConfigError
 from .ir import INPUT, PostTransform
 
 TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+# kernel machines and KernelPCA: most fitted rows (support vectors, KernelPCA rows) x features a ``direct``
+# rbf tile may hold per input row (it subtracts every pair: rows x tile x features values in memory)
+DIRECT_TILE = 4096
 LN2 = math.log(2.0)
 
 
@@ -80,3 +84,24 @@ class TaskModule(nn.Module):
     def input_parts(self) -> list[nn.Module]:
         """The parts that read the task's input."""
         return [p for p, ins in zip(self.parts, self.inputs) if INPUT in ins]
+
+
+def direct_tile_reason(kernel: str, distance: str, block: int, n_rows: int, n_features: int, rows: str,
+                       knob: str) -> str | None:
+    """Why a ``direct`` rbf tile of ``block`` (0: all ``n_rows``) fitted ``rows`` is too large, or None."""
+    if distance != "direct" or kernel != "rbf":
+        return None
+    size = min(block or n_rows, n_rows)
+    if size * n_features <= DIRECT_TILE:
+        return None
+    return (f"a direct rbf tile of {size} {rows} x {n_features} features holds more than {DIRECT_TILE} values "
+            f"per row: use a smaller {knob} or distance='gemm'")
+
+
+def tile_redundant_reason(kernel: str, distance: str, block: int, n_rows: int, rows: str, knob: str) -> str | None:
+    """Why tiles of ``block`` ``rows`` with ``distance`` build the same program as another choice, or None."""
+    if block and block >= n_rows:
+        return f"{knob} covers every {rows[:-1] if rows.endswith('s') else rows}: the same program as {knob}=0"
+    if distance == "direct" and kernel != "rbf":
+        return "distance only matters for the rbf kernel"
+    return None

@@ -196,6 +196,40 @@ def test_subgraph_features_read_the_ir():
     assert math.isnan(f["lin.in"])
 
 
+def test_dense_operators_count_their_multiply_adds():
+    """Kernel machines, KernelPCA, neighbours, centroids and mixtures: work per row from their weights' shapes."""
+    import warnings
+
+    from sklearn.cluster import KMeans
+    from sklearn.decomposition import KernelPCA
+    from sklearn.mixture import GaussianMixture
+    from sklearn.neighbors import KNeighborsRegressor
+    from sklearn.svm import SVR
+
+    import strategies
+    from cost_model.features import work_columns
+    from strategies.ir.core import main_op_index
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(60, 5)), rng.normal(size=60)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        models = {
+            "kernel_machine": (SVR().fit(X, y), lambda op: op.support_vectors.size + op.coef.size),
+            "kernel_pca": (KernelPCA(3, kernel="rbf").fit(X), lambda op: op.basis.size + op.alphas.size),
+            "kneighbors": (KNeighborsRegressor(3).fit(X, y), lambda op: 60 * 5),
+            "centroids": (KMeans(4, n_init=1, random_state=0).fit(X), lambda op: 4 * 5),
+            "gaussian_mixture": (GaussianMixture(2, random_state=0).fit(X), lambda op: 2 * 5 * 5 + 2 * 5),
+        }
+    for kind, (model, macs) in models.items():
+        ops = strategies.convert(model).graph.ops
+        op = ops[main_op_index(ops)]
+        assert op.kind == kind
+        sub = subgraph_features(ops)
+        assert sub["an.linear_macs"] == macs(op), kind
+        assert work_columns("whatever", ops) == ("an.linear_macs", "an.model_bytes")
+
+
 def test_changing_any_knob_changes_the_vector():
     """Every dimension (declared knob, threads, chunk) of every strategy x backend in the space moves the vector."""
     op = random_ensemble(0, n_trees=12, depth=5, n_features=8, post=PostTransform("sigmoid"))
