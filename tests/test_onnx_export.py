@@ -95,7 +95,21 @@ def _zoo():
         "onehot_ridge": (make_pipeline(onehot, Ridge()).fit(Xcat, Xc[:, 2]), Xcat, (None,)),
         "pca": (PCA(n_components=3).fit(Xc), Xc, (None,)),
         "isolation_forest": (IsolationForest(n_estimators=4, random_state=0).fit(Xc), Xc, (None,)),
+        "mlp_multilabel": (_multilabel_mlp(Xc), Xc, (None,)),
     }
+
+
+def _multilabel_mlp(X: np.ndarray):
+    """A multilabel MLPClassifier: ``predict`` is an int64 indicator matrix (an ONNX ``Greater`` + ``Cast``)."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+
+    Y = np.column_stack([X[:, 0] > 0, X[:, 1] + X[:, 2] > 0, X[:, 3] > 0.5]).astype(int)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return MLPClassifier((6,), max_iter=150, random_state=0).fit(X, Y)
 
 
 ZOO = _zoo()
