@@ -90,21 +90,10 @@ class _LanesGen(_Gen):
     """The tiled generator's helpers (gathers, permutes, predicate, epilogue) with trees in the lanes."""
 
     def __init__(self, tab: KernelTables, opt: LanesOptions, epi: Epilogue, buffers: dict[str, np.ndarray]):
-        from tvm import tirx
-        from tvm.script.ir_builder import tirx as T
-
         if tab.layout != "sparse" or tab.x_block not in (0, 1):
             raise ValueError("the tree-lanes kernel reads the sparse layout, with a one-row x block or none")
-        self.T, self.tirx = T, tirx
-        self.tab, self.opt, self.epi, self.buffers = tab, opt, epi, buffers
-        self.V = opt.lanes
-        self.B = opt.rows_per_block
-        self.K = tab.n_outputs
-        self.cd = str(tab.cdtype)
-        self.ad = str(tab.adtype)
-        self.wide = tab.cdtype.itemsize == 8
-        self.it = "int64" if self.wide else "int32"
-        self.x86 = opt.simd in ("avx2", "avx512") and not self.wide and not (self.V == 16 and opt.simd != "avx512")
+        self._setup(tab, opt, epi, opt.lanes)
+        self.buffers = buffers
         self.permute = opt.x_lookup == "permute" and self.x86
         if self.permute and not tab.x_block:
             raise ValueError("x_lookup='permute' reads the row's [x, -x]: build the tables with x_block=1")

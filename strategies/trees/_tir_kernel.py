@@ -25,6 +25,7 @@ TVM's code generator re-simplifies every bound value and blows up on them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -85,25 +86,29 @@ def generate(tab: KernelTables, opt: KernelOptions, epi: Epilogue):
 
 class _Gen:
     def __init__(self, tab: KernelTables, opt: KernelOptions, epi: Epilogue):
+        self._setup(tab, opt, epi, opt.vector_rows)
+        self.group = tab.n_trees if opt.tree_group <= 0 else min(opt.tree_group, tab.n_trees)
+        self.segments = tab.segments or ((0, tab.n_trees, tab.depth),)
+        self.n_groups = sum(-(-(e - b) // self.group) for b, e, _ in self.segments)
+
+    def _setup(self, tab: Any, opt: Any, epi: Epilogue, lanes: int) -> None:
+        """The facts every tree kernel's generator reads: builders, tables, dtypes, lanes, x86 intrinsics."""
         from tvm import tirx
         from tvm.script.ir_builder import tirx as T
 
         self.T, self.tirx = T, tirx
         self.tab, self.opt, self.epi = tab, opt, epi
-        self.V = opt.vector_rows
+        self.V = lanes
         self.B = opt.rows_per_block
         self.K = tab.n_outputs
         self.cd = str(tab.cdtype)
         self.ad = str(tab.adtype)
         self.wide = tab.cdtype.itemsize == 8
         self.it = "int64" if self.wide else "int32"
-        # x86 gather/permute intrinsics serve 32-bit data; everything else uses TVM's per-lane loads
-        self.x86 = opt.simd in ("avx2", "avx512") and self.V > 1 and not self.wide
-        if self.V == 16 and opt.simd != "avx512":
+        # x86 gather/permute intrinsics serve 32-bit data (16 lanes: AVX-512 only); else TVM's per-lane loads
+        self.x86 = opt.simd in ("avx2", "avx512") and lanes > 1 and not self.wide
+        if lanes == 16 and opt.simd != "avx512":
             self.x86 = False
-        self.group = tab.n_trees if opt.tree_group <= 0 else min(opt.tree_group, tab.n_trees)
-        self.segments = tab.segments or ((0, tab.n_trees, tab.depth),)
-        self.n_groups = sum(-(-(e - b) // self.group) for b, e, _ in self.segments)
 
     # ------------------------------------------------------------------ vector helpers
     def c(self, value, dtype: str):
