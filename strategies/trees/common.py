@@ -29,6 +29,15 @@ from ..ir import ZERO_MISSING_THRESHOLD, TreeEnsemble
 NUMERIC, CATEGORICAL, ZERO_MISSING = 0, 1, 2
 
 
+def ensemble_reason(strategy: str, op) -> str | None:
+    """Why a tree kernel cannot compute ``op`` (not a tree ensemble, or one without input features), or None."""
+    if not isinstance(op, TreeEnsemble):
+        return f"{strategy} computes tree ensembles, not {op.kind}"
+    if op.n_features < 1:
+        return "the ensemble has no input features"
+    return None
+
+
 def single_ensemble(strategy: str, ops) -> TreeEnsemble:
     """The one tree ensemble a tree kernel's task holds (anything else is refused, naming what was given)."""
     from ..ground.errors import InvalidConfigError

@@ -57,7 +57,7 @@ from ..ir import Op, TreeEnsemble
 from ._qs_kernel import QsOptions, generate
 from ._qs_layout import QsTables, build_qs_tables, mask_words, max_leaves, table_nbytes
 from ._tir_kernel import Epilogue
-from .common import single_ensemble
+from .common import ensemble_reason, single_ensemble
 
 MAX_LEAVES = 1024
 MAX_TABLE_BYTES = 64 << 20  # the bitvector table
@@ -95,10 +95,9 @@ class QuickScorer(Strategy):
 
     @classmethod
     def unsupported_reason(cls, op: Op) -> str | None:
-        if not isinstance(op, TreeEnsemble):
-            return f"quickscorer computes tree ensembles, not {op.kind}"
-        if op.n_features < 1:
-            return "the ensemble has no input features"
+        reason = ensemble_reason(cls.name, op)
+        if reason:
+            return reason
         if max_leaves(op) > MAX_LEAVES:
             return (f"quickscorer keeps one mask bit per leaf, for trees of at most {MAX_LEAVES} leaves; "
                     f"this ensemble has a tree of {max_leaves(op)} leaves (tiled_traversal serves it)")

@@ -32,7 +32,7 @@ from ..base import Knob, Strategy, TirKernel, register
 from ..ir import Op, TreeEnsemble
 from ._tir_kernel import Epilogue, KernelOptions, generate
 from ._tir_layout import KernelTables, build_tables, perfect_nbytes
-from .common import single_ensemble
+from .common import ensemble_reason, single_ensemble
 
 PERFECT_MAX_DEPTH = 12
 PERFECT_MAX_BYTES = 64 << 20
@@ -90,11 +90,7 @@ class TiledTraversal(Strategy):
 
     @classmethod
     def unsupported_reason(cls, op: Op) -> str | None:
-        if not isinstance(op, TreeEnsemble):
-            return f"tiled_traversal computes tree ensembles, not {op.kind}"
-        if op.n_features < 1:
-            return "the ensemble has no input features"
-        return None
+        return ensemble_reason(cls.name, op)
 
     @classmethod
     def invalid_reason(cls, op: Op, knobs: Mapping[str, Any]) -> str | None:

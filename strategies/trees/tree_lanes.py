@@ -37,7 +37,7 @@ from ..ir import Op, TreeEnsemble
 from ._lanes_kernel import LanesOptions, generate, lanes_buffers, permute_width
 from ._tir_kernel import Epilogue
 from ._tir_layout import KernelTables, build_tables
-from .common import single_ensemble
+from .common import ensemble_reason, single_ensemble
 
 MAX_PERMUTE_COLUMNS = 128  # [x, -x] entries an in-register lookup reads (4 permutes of 32 + selects)
 MAX_ACC_BYTES = 1 << 20  # per-thread accumulators: n_outputs x lanes
@@ -69,11 +69,7 @@ class TreeLanes(Strategy):
 
     @classmethod
     def unsupported_reason(cls, op: Op) -> str | None:
-        if not isinstance(op, TreeEnsemble):
-            return f"tree_lanes computes tree ensembles, not {op.kind}"
-        if op.n_features < 1:
-            return "the ensemble has no input features"
-        return None
+        return ensemble_reason(cls.name, op)
 
     @classmethod
     def invalid_reason(cls, op: Op, knobs: Mapping[str, Any]) -> str | None:
