@@ -26,7 +26,7 @@ from strategies.ir import Graph, content_hash, from_bytes, to_bytes
 from strategies.model import ConvertedModel
 
 from .artifact import ARTIFACT_FORMAT, _pack, _unpack, load_task_artifact
-from .plan import Plan
+from .plan import Plan, chain_sources
 from .predictor import Predictor
 
 log = logging.getLogger(__name__)
@@ -54,12 +54,13 @@ def model_keys(model: Any, conv: ConvertedModel) -> list[str]:
     return keys
 
 
-def index_bytes(conv: ConvertedModel, plans: Sequence[tuple[int, Sequence[tuple[Graph, str, str]]]]) -> bytes:
-    """A model index: the IR and, per tuned batch, the plan's tasks as (graph, workload hash, config hash)."""
+def index_bytes(conv: ConvertedModel, plans: Sequence[tuple[int, Sequence[tuple[Graph, str, str]], Any]]) -> bytes:
+    """A model index: the IR and, per tuned batch, the plan's tasks as (graph, workload hash, config hash) and
+    what each task reads (None: a chain)."""
     files = {"model.ir": conv.to_bytes()}
     names = {content_hash(conv.graph): MODEL_GRAPH}  # each distinct graph stored (and decoded) once
     infos = []
-    for batch, tasks in plans:
+    for batch, tasks, sources in plans:
         entries = []
         for graph, workload, config_hash in tasks:
             h = content_hash(graph)
@@ -67,7 +68,10 @@ def index_bytes(conv: ConvertedModel, plans: Sequence[tuple[int, Sequence[tuple[
                 names[h] = f"g{len(files)}.ir"
                 files[names[h]] = to_bytes(graph)
             entries.append({"graph": names[h], "workload_hash": workload, "config_hash": config_hash})
-        infos.append({"tuned_batch": int(batch), "tasks": entries})
+        info = {"tuned_batch": int(batch), "tasks": entries}
+        if sources is not None and tuple(map(tuple, sources)) != chain_sources(len(tasks)):
+            info["sources"] = [list(s) for s in sources]
+        infos.append(info)
     return _pack("index", {"model": {"source": conv.source, "hash": conv.content_hash()}, "plans": infos}, files)
 
 
@@ -106,7 +110,7 @@ def _from_index(db: Any, key: str, fp: str, what: str) -> Predictor | None:
                 return None
             tasks.append(load_task_artifact(db.fetch_artifact(task_art), graph,
                                             what=f"artifact for {graph.summary()[:40]} at batch {b}"))
-        plans.append(Plan(tuple(tasks), tuned_batch=b))
+        plans.append(Plan(tuple(tasks), tuned_batch=b, sources=info.get("sources")))
     return Predictor(model, plans, tuned=True, origin="records") if plans else None
 
 
@@ -181,11 +185,13 @@ def best_plans(conv: ConvertedModel, db: Any, fp: str) -> dict[int, tuple[float,
 
 
 def _plans_from_records(conv: ConvertedModel, db: Any, fp: str) -> list[Plan]:
+    from .partition import sources_of
+
     plans = []
     for b, (_, picks) in sorted(best_plans(conv, db, fp).items()):
         tasks = tuple(
             load_task_artifact(db.fetch_artifact(art), t.graph, what=f"artifact for {t.summary()[:40]} at batch {b}")
             for t, art in picks
         )
-        plans.append(Plan(tasks, tuned_batch=b))
+        plans.append(Plan(tasks, tuned_batch=b, sources=sources_of([t for t, _ in picks])))
     return plans

@@ -23,12 +23,14 @@ from torch import nn
 
 from strategies.backends.onnx_runtime import export_module
 from strategies.backends.registry import get_backend
-from strategies.backends.torch_backends import TORCH_OPS, example_input, input_dtype_of
+from strategies.backends.torch_backends import TORCH_OPS, input_dtype_of
 from strategies.compile import CompiledTask, resolve_config
 from strategies.ground.errors import InvalidConfigError, UnsupportedModelError
 from strategies.head import Head
 from strategies.task_module import build_task_module
 from strategies.torch_ops import PostTransformModule
+
+from .plan import INPUT, Sources, chain_sources
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,7 @@ def export_onnx(predictor: Any, path: str | Path | None = None, *, method: str |
         raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
     plan = predictor.plans[-1] if batch_size is None else predictor.plan_for(int(batch_size))
     tasks, configs = list(plan.tasks), [dict(t.config.to_json()) for t in plan.tasks]
+    task_sources = plan.task_sources()
     not_torch = [c for c in configs if get_backend(c["backend"]).family != "torch"]
     if not_torch:
         what = ", ".join(f"{c['strategy']}@{c['backend']}" for c in not_torch)
@@ -92,6 +95,7 @@ def export_onnx(predictor: Any, path: str | Path | None = None, *, method: str |
                     model.source, what)
         tasks = _default_tasks(model, configs[0])
         configs = [dict(t.config.to_json()) for t in tasks]
+        task_sources = chain_sources(len(tasks))
     bad = sorted({op.kind for t in tasks for op in t.ops if op.kind not in TORCH_OPS})
     if bad:
         raise UnsupportedModelError(
@@ -99,8 +103,9 @@ def export_onnx(predictor: Any, path: str | Path | None = None, *, method: str |
             f"converge; traced, it would keep one fixed count); it cannot be exported to ONNX")
 
     sources = tuple(dict.fromkeys(head.source(m) for m in methods))
-    module = _PlanModule(tasks, sources).eval()
-    example = example_input(module.tasks[0], spec.n_features)
+    module = _PlanModule(tasks, sources, task_sources).eval()
+    example = torch.randn((8, spec.n_features), generator=torch.Generator().manual_seed(0),
+                          dtype=getattr(torch, module.input_dtype))
     with torch.no_grad():
         values = module(example)
     proto = _export(module, example, [f"value_{s}" for s in sources])
@@ -136,11 +141,12 @@ def _default_tasks(model: Any, config: dict[str, Any]) -> list[CompiledTask]:
 
 
 class _PlanModule(nn.Module):
-    """Every task's torch module in order (each reading the previous one's ``out`` in the dtype it takes);
-    the last one's ``raw`` and/or ``out`` values."""
+    """Every task's torch module in order (each reading its sources' ``out`` values side by side, in the dtype
+    it takes); the last one's ``raw`` and/or ``out`` values."""
 
-    def __init__(self, tasks: Sequence[CompiledTask], sources: Sequence[str]):
+    def __init__(self, tasks: Sequence[CompiledTask], sources: Sequence[str], task_sources: Sequence[Sources]):
         super().__init__()
+        self.task_sources = tuple(tuple(s) for s in task_sources)
         mods = []
         for i, task in enumerate(tasks):
             out = "raw" if i == len(tasks) - 1 else "out"
@@ -156,12 +162,21 @@ class _PlanModule(nn.Module):
 
     @property
     def input_dtype(self) -> str:
-        return input_dtype_of(self.tasks[0]).name
+        """float32 only when every task reading ``X`` computes in float32."""
+        readers = {input_dtype_of(m).name for m, s in zip(self.tasks, self.task_sources) if INPUT in s}
+        return "float32" if readers == {"float32"} else "float64"
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        for task, dtype in zip(self.tasks, self.dtypes):
-            x = task(x.to(dtype))
-        return tuple(x if s == "raw" else self.post(x) for s in self.sources)
+        values: list[torch.Tensor] = []
+        for task, dtype, src in zip(self.tasks, self.dtypes, self.task_sources):
+            if len(src) == 1:
+                v = x if src[0] == INPUT else values[src[0]]
+                values.append(task(v.to(dtype)))
+            else:
+                parts = [(x if j == INPUT else values[j]).to(dtype) for j in src]
+                values.append(task(torch.cat(parts, dim=1)))
+        y = values[-1]
+        return tuple(y if s == "raw" else self.post(y) for s in self.sources)
 
 
 def _export(module: nn.Module, example: torch.Tensor, outputs: list[str]) -> onnx.ModelProto:

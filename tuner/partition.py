@@ -21,6 +21,7 @@ from strategies.backends.registry import get_backend
 from strategies.base import Strategy
 from strategies.ir import INPUT, Graph, Node, Op, content_hash
 from strategies.ir import main_op_index
+from strategies.ir.columns import Concat, Gather
 from strategies.registry import get_strategy, strategies_for
 
 log = logging.getLogger(__name__)
@@ -36,9 +37,11 @@ def task_hash(graph: Graph) -> str:
 
 @dataclass(frozen=True)
 class Task:
-    """A sub-graph tuned and compiled as one program."""
+    """A sub-graph tuned and compiled as one program; ``inputs`` are the values of its partition it reads side
+    by side (``-1`` the model's input, ``k`` task ``k``'s output; None: the task before it, or ``X`` first)."""
 
     graph: Graph
+    inputs: tuple[int, ...] | None = None
 
     @property
     def ops(self) -> tuple[Op, ...]:
@@ -87,6 +90,97 @@ def split_graph(graph: Graph) -> list[Graph] | None:
         parts.append(Graph(nodes[m].op.output_type().width,
                            tuple(Node(nodes[i].op, tuple(new[v] for v in nodes[i].inputs)) for i in after)))
     return parts
+
+
+def split_members(graph: Graph) -> list[Task] | None:
+    """``graph`` cut into parallel branches, one per ensemble member, each tuned as its own task, or None.
+
+    The members are the heavy ops (:data:`HEAVY`) no other heavy op feeds (a stacking's final estimator is
+    fed by them, and stays in the combining task); there must be at least two.  Preprocessing that several
+    members read is one task before them; each member's task holds its own preprocessing and the ops only it
+    feeds (its activation); the last task combines what is left.  A task reading several values reads them
+    side by side, each picked out by a ``gather``.
+    """
+    nodes = graph.nodes
+    heavy = [i for i, n in enumerate(nodes) if n.op.kind in HEAVY]
+    members = [h for h in heavy if not graph.ancestors(h) & set(heavy)]
+    if len(members) < 2:
+        return None
+    last = len(nodes) - 1
+    reach = {h: graph.ancestors(h) | {h} for h in members}
+    shared: set[int] = set()
+    for a, h in enumerate(members):
+        for g in members[a + 1:]:
+            shared |= reach[h] & reach[g]
+    for v in list(shared):
+        shared |= graph.ancestors(v)
+    group = {i: -1 for i in shared}  # -1: the shared preprocessing
+    for k, h in enumerate(members):
+        for i in reach[h] - shared:
+            group[i] = k
+    for i, n in enumerate(nodes):  # the ops only one member feeds follow it (not the graph's last op)
+        if i not in group and i != last:
+            owners = {group.get(v) for v in n.inputs}
+            if len(owners) == 1 and None not in owners and -1 not in owners and n.op.kind not in HEAVY:
+                group[i] = owners.pop()
+    if last in group:
+        return None
+    order = ([sorted(i for i, g in group.items() if g == -1)] if shared else []) + \
+        [sorted(i for i, g in group.items() if g == k) for k in range(len(members))] + \
+        [[i for i in range(len(nodes)) if i not in group]]
+    return _cut(graph, order)
+
+
+def _cut(graph: Graph, groups: list[list[int]]) -> list[Task]:
+    """One task per group of nodes (groups in an order where each reads only ``X`` and earlier groups; the
+    last holds the graph's last node).  A group's output is its values later groups read, side by side."""
+    nodes = graph.nodes
+    width = lambda v: graph.n_features if v == INPUT else nodes[v].op.output_type().width  # noqa: E731
+    owner = {i: k for k, g in enumerate(groups) for i in g}
+    exported: list[list[int]] = [[] for _ in groups]
+    for k, g in enumerate(groups):
+        for i in g:
+            for v in nodes[i].inputs:
+                if v != INPUT and owner[v] != k and v not in exported[owner[v]]:
+                    if owner[v] > k:
+                        raise ValueError(f"group {k} reads node {v} of the later group {owner[v]}")
+                    exported[owner[v]].append(v)
+    exported[-1] = [len(nodes) - 1]
+    where: dict[int, tuple[int, int]] = {}  # exported value -> (task, column offset in its output)
+    tasks = []
+    for k, g in enumerate(groups):
+        exported[k].sort()
+        off = 0
+        for v in exported[k]:
+            where[v] = (k, off)
+            off += width(v)
+        outside = sorted({v for i in g for v in nodes[i].inputs if v == INPUT or owner[v] != k})
+        sources = sorted({INPUT if v == INPUT else where[v][0] for v in outside})
+        base = {s: sum(width(INPUT) if t == INPUT else _out_width(graph, exported[t]) for t in sources[:j])
+                for j, s in enumerate(sources)}
+        n_in = sum(width(INPUT) if t == INPUT else _out_width(graph, exported[t]) for t in sources)
+        new: dict[int, int] = {}
+        out_nodes: list[Node] = []
+        for v in outside:
+            src, start = (INPUT, 0) if v == INPUT else where[v]
+            cols = np.arange(base[src] + start, base[src] + start + width(v))
+            if len(outside) == 1 and cols.size == n_in:
+                new[v] = INPUT
+            else:
+                new[v] = len(out_nodes)
+                out_nodes.append(Node(Gather(n_in, cols), (INPUT,)))
+        for i in g:
+            new[i] = len(out_nodes)
+            out_nodes.append(Node(nodes[i].op, tuple(new[v] for v in nodes[i].inputs)))
+        outs = exported[k]
+        if len(outs) > 1 or new[outs[0]] != len(out_nodes) - 1:
+            out_nodes.append(Node(Concat(tuple(width(v) for v in outs)), tuple(new[v] for v in outs)))
+        tasks.append(Task(Graph(n_in, tuple(out_nodes)), tuple(sources)))
+    return tasks
+
+
+def _out_width(graph: Graph, values: list[int]) -> int:
+    return sum(graph.nodes[v].op.output_type().width for v in values)
 
 
 def task_reason(graph: Graph, strategy: type[Strategy], backend: str) -> str | None:
@@ -150,7 +244,8 @@ def side_config(threads: int, batch_size: int) -> Mapping[str, Any]:
 
 def enumerate_partitions(graph: Graph, rewrites: bool = True) -> list[list[Task]]:
     """The fusion choices: for each exact rewrite of the graph (when ``rewrites``) and the graph itself, the
-    whole graph as one task, or split around its main operator.
+    whole graph as one task, split around its main operator, or cut into one branch per ensemble member
+    (:func:`split_members`; each member whole, and each split around its own main op).
 
     (Post-transform fusion is a config field, ``fuse_post``, of the task that owns it.)
     """
@@ -159,7 +254,7 @@ def enumerate_partitions(graph: Graph, rewrites: bool = True) -> list[list[Task]
     # the rewrites first: their tasks are tuned first when the budget is short
     graphs = (fusion_rewrites(graph) if rewrites else []) + [graph]
     out: list[list[Task]] = []
-    seen: set[tuple[str, ...]] = set()
+    seen: set[tuple] = set()
     for g in graphs:
         choices = [[Task(g)]]
         parts = split_graph(g)
@@ -167,17 +262,61 @@ def enumerate_partitions(graph: Graph, rewrites: bool = True) -> list[list[Task]
             # a rewrite split first (its main task can go to tvm-tir, which serves tree ensembles alone); the
             # graph itself whole first (one task: the cheapest complete plan when the budget is tiny)
             choices.insert(0 if g is not graph else 1, [Task(p) for p in parts])
+        members = split_members(g)
+        if members is not None:
+            choices.append(members)
+            finer = _split_each(members)
+            if finer is not None:
+                choices.append(finer)
         for part in choices:
-            key = tuple(t.workload_hash for t in part)
+            key = tuple((t.workload_hash, t.inputs) for t in part)
             if key not in seen:
                 seen.add(key)
                 out.append(part)
     return out
 
 
+def _split_each(tasks: list[Task]) -> list[Task] | None:
+    """``tasks`` with every task but the last split around its main op (:func:`split_graph`), or None when
+    none splits.  The parts of a task form a chain; what read the task reads its last part."""
+    pieces = [split_graph(t.graph) if i < len(tasks) - 1 else None for i, t in enumerate(tasks)]
+    if not any(p is not None and len(p) > 1 for p in pieces):
+        return None
+    out: list[Task] = []
+    new_index: dict[int, int] = {INPUT: INPUT}
+    for i, (t, parts) in enumerate(zip(tasks, pieces)):
+        srcs = tuple(new_index[v] for v in sources_of(tasks)[i])
+        for j, g in enumerate(parts if parts is not None and len(parts) > 1 else [t.graph]):
+            out.append(Task(g, srcs if j == 0 else (len(out) - 1,)))
+        new_index[i] = len(out) - 1
+    return out
+
+
+def sources_of(tasks: list[Task]) -> tuple[tuple[int, ...], ...]:
+    """What each task of a partition reads (``-1``: ``X``; ``k``: task ``k``'s output)."""
+    return tuple(t.inputs if t.inputs is not None else (i - 1,) for i, t in enumerate(tasks))
+
+
+def run_reference(tasks: list[Task], X: np.ndarray, keep: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """The partition's output on ``X`` by the reference evaluator; ``keep`` collects each task's input rows
+    (by workload hash, the first seen)."""
+    from strategies import reference
+
+    from .plan import run_steps
+
+    def step(t: Task):
+        def run(v: np.ndarray) -> np.ndarray:
+            if keep is not None:
+                keep.setdefault(t.workload_hash, v)
+            return reference.evaluate(t.graph, v)
+        return run
+
+    return run_steps([step(t) for t in tasks], sources_of(tasks), X)
+
+
 def verified(partitions: list[list[Task]], graph: Graph, X: np.ndarray, rows: int = 2048) -> list[list[Task]]:
-    """The partitions whose tasks, run one after the other by the reference evaluator on (up to ``rows`` of)
-    ``X``, give what ``graph`` gives (the check every fusion rewrite passes before it counts)."""
+    """The partitions whose tasks, run by the reference evaluator on (up to ``rows`` of) ``X``, give what
+    ``graph`` gives (the check every fusion rewrite passes before it counts)."""
     from strategies import reference
 
     from .checks import check_outputs
@@ -186,10 +325,7 @@ def verified(partitions: list[list[Task]], graph: Graph, X: np.ndarray, rows: in
     want = reference.evaluate(graph, x)
     out = []
     for part in partitions:
-        v = x
-        for t in part:
-            v = reference.evaluate(t.graph, v)
-        problem = check_outputs(v, want)
+        problem = check_outputs(run_reference(part, x), want)
         if problem is None:
             out.append(part)
         else:

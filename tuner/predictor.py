@@ -133,12 +133,7 @@ class Predictor:
         n = X.shape[0]
         if n == 0:
             return np.zeros((0, self.model.graph.n_outputs), dtype=np.float64)
-        plan = self.plan_for(n)
-        v = X
-        last = len(plan.tasks) - 1
-        for i, task in enumerate(plan.tasks):
-            v = task.run_chunked(v, output if i == last else "out")
-        return v
+        return self.plan_for(n).run(X, output)
 
     def warm_up(self) -> "Predictor":
         """Build every program the model's methods need (compilation happens lazily otherwise)."""

@@ -21,7 +21,6 @@ import numpy as np
 import records
 import strategies
 from records import WorkloadRecord
-from strategies import reference
 from strategies.compile import CompiledTask, resolve_config
 from strategies.ground.config import Config
 from strategies.ground.device import Device, current_device
@@ -33,7 +32,7 @@ from .artifact import ARTIFACT_FORMAT, task_artifact_bytes
 from .deploy import index_bytes, load, model_keys, store_index  # noqa: F401  - load: tuner.tuning.load stays
 from .job import Budget, Job, TuneContext
 from .measure import MeasureResult, MeasureSettings, Measurer, make_task_inputs
-from .partition import Task, enumerate_partitions, unique_tasks, verified
+from .partition import Task, enumerate_partitions, run_reference, sources_of, unique_tasks, verified
 from .report import JobReport, TuneReport, _fmt_s
 from .scheduler import TaskScheduler, make_scheduler
 from .search import SearchSettings, SearchStrategy, make_search
@@ -69,14 +68,10 @@ def make_cost_model(cost_model: Any, db: Any, device: Device) -> Any:
 
 
 def task_inputs(partitions: list[list[Task]], X: np.ndarray) -> dict[str, np.ndarray]:
-    """Each task's input rows (by workload hash): ``X`` run by the reference through the tasks before it."""
+    """Each task's input rows (by workload hash): ``X`` run by the reference through the tasks it reads."""
     out: dict[str, np.ndarray] = {}
     for part in partitions:
-        v = X
-        for t in part:
-            out.setdefault(t.workload_hash, v)
-            if t is not part[-1]:
-                v = reference.evaluate(t.graph, v)
+        run_reference(part, X, keep=out)
     return out
 
 
@@ -321,7 +316,8 @@ def _store_index(model: Any, conv: ConvertedModel, db: Any, device: Device, chos
     everything the database holds for this model (earlier runs included)."""
     from .deploy import best_plans
 
-    plans = [(b, [(t.graph, t.workload_hash, art.config_hash) for t, art in picks])
+    plans = [(b, [(t.graph, t.workload_hash, art.config_hash) for t, art in picks],
+              sources_of([t for t, _ in picks]))
              for b, (_, picks) in sorted(best_plans(conv, db, device.fingerprint).items())]
     if plans:
         store_index(db, device, model_keys(model, conv), conv.source, index_bytes(conv, plans))
