@@ -220,3 +220,21 @@ def _without_index(model, db: str) -> Predictor:
     finally:
         database.close()
     return Predictor(conv, plans, tuned=True)
+
+
+def test_members_of_one_structure_are_tuned_once(tmp_path):
+    X, y = clf_data()
+    model = BaggingClassifier(LogisticRegression(max_iter=500), n_estimators=4, random_state=0).fit(X, y)
+    fake = FakeMeasurer(lambda cfg, b: 1e-6 * (1 + len(str(cfg)) % 7))
+    report = tuner.tune(model, X, db=f"sqlite:///{tmp_path / 'r.db'}", batch_sizes=(32,), trials=60,
+                        progress=False, measurer=fake)
+    member, alone = "%0 = linear: 8 -> 3, identity(x); %1 = activation", "linear: 8 -> 3, identity"
+    members = [j for j in report.jobs if j.task.startswith(member) or j.task == alone]
+    searched = [j for j in members if j.trials > 1]
+    followed = [j for j in members if j.trials == 1]
+    # each structure (the member whole; its linear op alone) searched by one job, measured once by the other 3
+    assert len(searched) == 2 and len(followed) == 6, [(j.task[:50], j.trials) for j in members]
+    for f in followed:
+        twin = next(s for s in searched if s.task.split("(")[0] == f.task.split("(")[0])
+        assert f.best_config == twin.best_config, "a follower measures its leader's winner"
+    assert report.trials_measured <= 60

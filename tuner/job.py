@@ -13,7 +13,9 @@ A round of a job:
 4. the search strategy is notified and the cost model learns from the round.
 
 A job ends when its space is exhausted or it has not improved for ``patience``
-rounds.  Trials already in the database are loaded when a job starts and never
+rounds.  A job with a ``leader`` (a task of the same structure, e.g. another
+member of a bagging ensemble) is not searched: after the search it measures its
+leader's winner (its own seeds when the leader has none).  Trials already in the database are loaded when a job starts and never
 measured again.
 """
 
@@ -66,6 +68,7 @@ class Budget:
     started: float = field(default_factory=time.monotonic)
     used_trials: int = 0
     reserve_s: float = 0.0
+    held_trials: int = 0  # trials kept for the jobs measured after the search (followers of a leader)
 
     @property
     def deadline(self) -> float:
@@ -90,7 +93,8 @@ class Budget:
         return max(0.5, left if default is None else min(default, left))
 
     def spent(self) -> bool:
-        return (self.trials is not None and self.used_trials >= self.trials) or self.left_seconds() <= 0
+        return (self.trials is not None and self.used_trials + self.held_trials >= self.trials) \
+            or self.left_seconds() <= 0
 
 
 @dataclass
@@ -103,6 +107,7 @@ class Job:
     inputs: Callable[[], TaskInputs]
     seed_configs: list[Config] = field(default_factory=list)
     default_config: Config | None = None  # the untuned default, measured in the first round
+    leader: "Job | None" = None  # a job of the same structure and batch that searches for this one
     measured: dict[str, tuple[Config, MeasureResult]] = field(default_factory=dict)  # by Config.key
     best_history: list[float] = field(default_factory=list)
     rounds: int = 0
@@ -201,9 +206,12 @@ class TuneContext:
         """One round of ``job`` (see the module docstring); ``seeds_only`` measures the seeds alone."""
         job.rounds += 1
         default = [job.default_config] if job.default_config is not None else []
-        seeds = [c for c in job.seed_configs + _sibling_bests(job, siblings) + default if c.key not in job.measured]
+        led = _leader_best(job)
+        own = job.seed_configs + _sibling_bests(job, siblings) if not led else []
+        seeds = [c for c in led + own + default if c.key not in job.measured]
         seeds = list({c.key: c for c in seeds}.values())
-        job.seed_configs = []
+        if not led:
+            job.seed_configs = []
         proposed: list[Config] = []
         if not seeds_only:
             wanted = max(1, self.settings.per_round - len(seeds))  # at least one pick of the search
@@ -301,6 +309,13 @@ def _sibling_bests(job: Job, siblings: Sequence[Job]) -> list[Config]:
         if cfg is not None:
             out.append(cfg)
     return out
+
+
+def _leader_best(job: Job) -> list[Config]:
+    """The best config of the job's leader, adapted to its task (nothing when it has none, or no leader)."""
+    best = job.leader.best if job.leader is not None else None
+    cfg = job.space.adapt(best[0]) if best is not None else None
+    return [cfg] if cfg is not None else []
 
 
 def _seconds(p: float) -> float | None:

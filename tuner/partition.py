@@ -35,6 +35,34 @@ def task_hash(graph: Graph) -> str:
     return content_hash(("task", graph.ops)) if graph.is_chain else content_hash(("task", graph))
 
 
+def structure_hash(graph: Graph) -> str:
+    """Hash of what a candidate's speed depends on: op kinds, shapes, integer structure (tree children,
+    features, columns) and settings, but no float parameter (weights, thresholds, means).  Tasks sharing it
+    (the members of a bagging ensemble) are tuned once: one searches, the others measure its winner."""
+    import hashlib
+    import json
+
+    from strategies.ir import encode
+
+    arrays: dict[str, np.ndarray] = {}
+    meta = encode(graph, arrays)
+
+    def strip(v: Any) -> Any:
+        if isinstance(v, dict):
+            return "<float>" if "__float__" in v else {k: strip(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [strip(x) for x in v]
+        return "<float>" if isinstance(v, float) else v
+
+    h = hashlib.sha256(json.dumps(strip(meta), sort_keys=True).encode())
+    for key in sorted(arrays):
+        a = np.ascontiguousarray(arrays[key])
+        h.update(f"{key}:{a.dtype.str}:{a.shape}".encode())
+        if a.dtype.kind in "biu":
+            h.update(a.tobytes())
+    return h.hexdigest()
+
+
 @dataclass(frozen=True)
 class Task:
     """A sub-graph tuned and compiled as one program; ``inputs`` are the values of its partition it reads side

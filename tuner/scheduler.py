@@ -1,8 +1,10 @@
 """The task-scheduler role: shares one budget across the jobs (tasks x tuned batch sizes).
 
 A scheduler only decides which job gets the next round (:meth:`TaskScheduler.next_job`);
-:meth:`TaskScheduler.run` is the loop: start every job, give rounds until the
-budget is spent or every job has ended, then measure the seeds of any job the
+:meth:`TaskScheduler.run` is the loop: start every job, give rounds to the jobs
+without a leader until the budget is spent or every one has ended, then let each
+follower measure its leader's winner (tuned once: the members of an ensemble
+that share a structure), then measure the seeds of any job the
 time budget never reached (bounded by the run's deadline), so no batch size is
 left with nothing measured.  ``make_scheduler(name_or_instance)``: ``gradient``
 (the default, after Ansor) or ``round-robin``.
@@ -27,16 +29,30 @@ class TaskScheduler(abc.ABC):
         """The job to give a round to, or None when every job has ended."""
 
     def run(self, jobs: Sequence[Job], ctx: TuneContext) -> None:
-        """Tune ``jobs`` within ``ctx.budget``."""
+        """Tune ``jobs`` within ``ctx.budget``: the jobs without a leader are searched; then each follower
+        measures its leader's winner (trials are held back for them)."""
         for job in jobs:
             ctx.start(job)
-        while not ctx.budget.spent() and not ctx.out_of_time:
-            job = self.next_job(jobs)
-            if job is None:
-                break
-            ctx.run_round(job, jobs)
+        searched = [j for j in jobs if j.leader is None]
+        followers = [j for j in jobs if j.leader is not None]
+        ctx.budget.held_trials = len(followers)
+        try:
+            while not ctx.budget.spent() and not ctx.out_of_time:
+                job = self.next_job(searched)
+                if job is None:
+                    break
+                ctx.run_round(job, jobs)
+        finally:
+            ctx.budget.held_trials = 0
+        for job in followers:
+            for _ in range(2):  # the leader's winner; if it fails here, the follower's own seeds
+                if job.best is not None or (ctx.budget.trials is not None
+                                            and ctx.budget.used_trials >= ctx.budget.trials):
+                    break
+                ctx.run_round(job, jobs, seeds_only=True)
+                job.leader = None
         if ctx.budget.seconds is not None:
-            for job in jobs:
+            for job in searched:
                 if job.rounds == 0 and not job.done:
                     ctx.run_round(job, jobs, seeds_only=True)
         for job in jobs:

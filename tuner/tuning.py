@@ -32,7 +32,8 @@ from .artifact import ARTIFACT_FORMAT, task_artifact_bytes
 from .deploy import index_bytes, load, model_keys, store_index  # noqa: F401  - load: tuner.tuning.load stays
 from .job import Budget, Job, TuneContext
 from .measure import MeasureResult, MeasureSettings, Measurer, make_task_inputs
-from .partition import Task, enumerate_partitions, run_reference, sources_of, unique_tasks, verified
+from .partition import (Task, enumerate_partitions, run_reference, sources_of, structure_hash, unique_tasks,
+                        verified)
 from .report import JobReport, TuneReport, _fmt_s
 from .scheduler import TaskScheduler, make_scheduler
 from .search import SearchSettings, SearchStrategy, make_search
@@ -208,10 +209,15 @@ def _jobs(conv: ConvertedModel, X: Any, database: Any, batches: list[int], threa
     default = resolve_config(conv.graph, given)
     whole = Task(conv.graph).workload_hash  # the untuned default serves the whole graph: its job times it
     jobs = []
+    leaders: dict[tuple[str, int], Job] = {}
     for t in tasks:
         xt = inputs_of[t.workload_hash]
+        shape = structure_hash(t.graph)
         for b in batches:
             job = Job(t, b, TaskSpace(t.graph, b, options), _inputs_factory(t, xt, b))
+            job.leader = leaders.setdefault((shape, b), job) if t.workload_hash != whole else None
+            if job.leader is job:
+                job.leader = None
             # the strategies' starting points, else the task's own default: every job measures something,
             # so every partition gets a complete latency
             job.seed_configs = job.space.suggested() or [resolve_config(t.graph, given)]
