@@ -62,7 +62,10 @@ def test_saved_predictors_reload_bit_identical_in_a_fresh_process(tmp_path):
         cases.append({"name": name, "method": method})
     (tmp_path / "cases.json").write_text(json.dumps(cases))
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    subprocess.run([sys.executable, "-c", LOADER, str(tmp_path)], check=True, env=env, cwd=tmp_path, timeout=600)
+    run = subprocess.run([sys.executable, "-c", LOADER, str(tmp_path)], env=env, cwd=tmp_path, timeout=600,
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stderr == "", f"loading printed (native log lines must stay off the terminal):\n{run.stderr[-2000:]}"
     for case, spec in zip(cases, CASES):
         got = np.load(tmp_path / f"{case['name']}.out.npy")
         np.testing.assert_array_equal(got, expected[case["name"]], err_msg=str(spec))

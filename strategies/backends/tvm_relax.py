@@ -79,7 +79,10 @@ class TvmProgram(Program):
     def load(cls, directory: Path, meta: Mapping[str, Any]) -> "Program":
         import tvm
 
-        lib = tvm.runtime.load_module(str(directory / "module.so"))
+        from ..ground.quiet import quiet
+
+        with quiet("loading a tvm module"):  # the VM logs a "Scope Loaded" warning line per module
+            lib = tvm.runtime.load_module(str(directory / "module.so"))
         program = cls(lib, np.dtype(meta["input_dtype"]), meta["n_outputs"], meta["threads"], meta.get("static_batch", 0))
         program.library = (directory / "module.so").read_bytes()
         return program
