@@ -144,6 +144,16 @@ class Strategy(ABC):
         return []
 
     @classmethod
+    def build_output_module(cls, op: Op, knobs: Mapping[str, Any], output: str) -> Any:
+        """torch family: the module computing ``op``'s named output ``output`` (one besides ``raw`` / ``out``, such
+        as a ``kneighbors`` op's neighbours) when ``op`` is its task's last op.
+
+        Raises:
+            InvalidConfigError: this strategy computes no such output.
+        """
+        raise InvalidConfigError(f"strategy {cls.name!r} computes no output {output!r} of a {op.kind}")
+
+    @classmethod
     def tir_kernel(cls, ops: Sequence[Op], knobs: Mapping[str, Any], *, output: str, threads: int,
                    simd: str) -> TirKernel:
         """``tir`` family: the kernel computing ``ops`` (one task's chain) under ``knobs``.

@@ -1,4 +1,5 @@
-"""How the original model's methods are read off a graph's ``raw`` / ``out`` values."""
+"""How the original model's methods are read off a graph's ``raw`` / ``out`` values (and ``kneighbors``' own
+output)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from typing import Any, Literal
 import numpy as np
 
 from .ir import _arr, register_dataclass
+from .ir.neighbors import NEIGHBORS_OUTPUT, parallel_on_y
 
-METHODS: tuple[str, ...] = ("predict", "predict_proba", "decision_function", "transform", "score_samples")
+METHODS: tuple[str, ...] = ("predict", "predict_proba", "decision_function", "transform", "score_samples",
+                            "kneighbors")
 TASKS: tuple[str, ...] = ("classifier", "regressor", "transformer", "outlier", "booster", "cluster")
 LABEL_RULES: tuple[str, ...] = ("argmax", "raw_gt0", "raw_ge0", "out_gt_half", "indicator_gt_half")
 
@@ -31,10 +34,17 @@ class Head:
     offset       outlier detectors: ``decision_function = score_samples - offset``
     predict_argmax  a booster whose ``predict`` returns the arg-max index (XGBoost multi:softmax)
     views        ``(method, start, stop)``: the method reads only those columns of the graph's value (methods
-                 not listed read all of it); a head with views reads every method from ``out``.  An outlier
-                 head with ``label_rule="raw_gt0"`` predicts 1 only when the decision is > 0 (libsvm)
+                 not listed read all of it); a head with views reads every method from ``out`` (but those in
+                 ``raw_methods`` from ``raw``).  An outlier head with ``label_rule="raw_gt0"`` predicts 1 only
+                 when the decision is > 0 (libsvm)
+    raw_methods  with views: the methods whose columns the last op's ``raw`` value holds as ``out`` does (they
+                 skip its ``out``-only stage, ``Op.raw_op``: libsvm's pairwise coupling)
     splits       ``(method, bounds)``: the method returns a list of arrays, its (viewed) columns cut at ``bounds``
                  (``[v[:, bounds[i]:bounds[i + 1]]``; scikit-learn's ``MultiOutputClassifier.predict_proba``)
+    fit_rows     with ``kneighbors``: the rows the model was fitted on.  That method reads the graph's own
+                 ``kneighbors`` output (``(n, 3k)``, ``strategies.ir.neighbors``) and returns a tuple
+                 ``(distances, int64 indices)``, the indices in the order scikit-learn leaves tied neighbours
+                 in for ``n`` query rows against ``fit_rows`` (``parallel_on_y``)
     """
 
     task: Literal["classifier", "regressor", "transformer", "outlier", "booster", "cluster"]
@@ -46,6 +56,8 @@ class Head:
     predict_argmax: bool = False
     views: tuple[tuple[str, int, int], ...] = field(default=(), metadata={"hash_default": True})
     splits: tuple[tuple[str, tuple[int, ...]], ...] = field(default=(), metadata={"hash_default": True})
+    raw_methods: tuple[str, ...] = field(default=(), metadata={"hash_default": True})
+    fit_rows: int = field(default=0, metadata={"hash_default": True})
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -75,12 +87,21 @@ class Head:
         if bad:
             raise ValueError(f"splits {bad} name no method of {self.methods} or no increasing bounds from 0")
         object.__setattr__(self, "splits", splits)
+        object.__setattr__(self, "raw_methods", tuple(str(m) for m in self.raw_methods))
+        bad = [m for m in self.raw_methods if m not in self.methods]
+        if bad:
+            raise ValueError(f"raw_methods {bad} name no method of {self.methods}")
+        object.__setattr__(self, "fit_rows", int(self.fit_rows))
+        if "kneighbors" in self.methods and self.fit_rows < 1:
+            raise ValueError(f"a head with kneighbors needs fit_rows (the rows fitted on), got {self.fit_rows}")
 
-    def source(self, method: str) -> Literal["raw", "out"]:
-        """Which graph value ``method`` is computed from."""
+    def source(self, method: str) -> str:
+        """Which graph value ``method`` is computed from: ``raw``, ``out`` or (``kneighbors``) ``kneighbors``."""
         self.check_method(method)
+        if method == "kneighbors":
+            return NEIGHBORS_OUTPUT
         if self.views:
-            return "out"
+            return "raw" if method in self.raw_methods else "out"
         if method == "decision_function" and self.task in ("classifier", "booster"):
             return "raw"
         if method == "predict" and self.task == "classifier" and self.label_rule in ("raw_gt0", "raw_ge0"):
@@ -93,9 +114,14 @@ class Head:
                 f"this model has no method {method!r}; it has {', '.join(self.methods)}"
             )
 
-    def finish(self, method: str, value: np.ndarray) -> np.ndarray | list[np.ndarray]:
-        """Turn the graph value (2-D) into what the native ``method`` returns (a list of arrays for splits)."""
+    def finish(self, method: str, value: np.ndarray) -> np.ndarray | list[np.ndarray] | tuple[np.ndarray, np.ndarray]:
+        """Turn the graph value (2-D) into what the native ``method`` returns (a list of arrays for splits, a tuple
+        ``(distances, indices)`` for ``kneighbors``)."""
         self.check_method(method)
+        if method == "kneighbors":  # [distances | indices after parallel_on_Y | indices after parallel_on_X]
+            k = value.shape[1] // 3
+            idx = value[:, k : 2 * k] if parallel_on_y(value.shape[0], self.fit_rows) else value[:, 2 * k :]
+            return np.ascontiguousarray(value[:, :k], dtype=np.float64), idx.astype(np.int64)
         for m, start, stop in self.views:
             if m == method:
                 value = value[:, start:stop]

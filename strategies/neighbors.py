@@ -26,6 +26,12 @@ Exactness per backend: ``torch`` and ``torchscript`` build the exact default; ``
 request for them must name ``selection`` (inductor also ``form="gemm"`` when ``exact`` would compile the
 FMA chains: minutes; and neither inductor nor tvm builds more than ``COMPILED_MAX_BLOCKS`` tiles).
 
+The ``kneighbors`` output (the estimators' ``kneighbors`` method, :meth:`KNeighbors.neighbors_reference`): the
+same distances and selection, the neighbours themselves returned.  ``heap``: top-k, and for the query rows with
+any tie among their k + 1 nearest distances a replay of scikit-learn's heap, pushed again into a fresh one for
+its ``parallel_on_Y`` order, each sorted as its ``simultaneous_sort`` sorts (:func:`heap_neighbors`);
+``sort`` / ``topk``: the rows they select, by distance and then index, from ops every backend exports.
+
 ``centroids``: ``form`` ``gemm`` (scikit-learn's ``|c|^2 - 2 x.c`` and ``euclidean_distances``) or
 ``direct`` (``sum (x - c)^2``: the same values up to rounding).
 """
@@ -33,15 +39,16 @@ FMA chains: minutes; and neither inductor nor tvm builds more than ``COMPILED_MA
 from __future__ import annotations
 
 import warnings
-from typing import Any, Mapping
+from typing import Any, List, Mapping, Tuple
 
 import numpy as np
 import torch
 from torch import nn
 
 from .base import Knob, Strategy, register
+from .ground.errors import InvalidConfigError
 from .ir import Op
-from .ir.neighbors import BLAS_CHAIN_MAX, Centroids, KNeighbors
+from .ir.neighbors import BLAS_CHAIN_MAX, INSERTION_MAX, Centroids, KNeighbors, introsort, is_neighbors_output
 from .ir.neighbors import fma as ir_fma
 from .ir.neighbors import split as _split
 from .ir.neighbors import two_sum as _two_sum
@@ -163,22 +170,82 @@ def heap_select(d: torch.Tensor, k: int, levels: int) -> tuple[torch.Tensor, tor
     return vals, idx
 
 
-_SCRIPTED: list[Any] = []
+def sort_rows(vals: torch.Tensor, idx: torch.Tensor,
+              small: int = INSERTION_MAX) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Each row of ``(vals, idx)`` sorted as scikit-learn's ``simultaneous_sort`` sorts it: a stable sort up to
+    ``INSERTION_MAX`` columns (its insertion sort), else :func:`strategies.ir.neighbors.introsort` row by row
+    (``small``: ``INSERTION_MAX``, an argument because a script reads no global)."""
+    if vals.shape[1] <= small:
+        v, order = torch.sort(vals, dim=1, stable=True)
+        return v, idx.gather(1, order)
+    v, i = vals.clone(), idx.clone()
+    for r in range(vals.shape[0]):
+        vl: List[float] = vals[r].tolist()
+        il: List[int] = idx[r].tolist()
+        introsort(vl, il, small)
+        v[r] = torch.tensor(vl, dtype=vals.dtype)
+        i[r] = torch.tensor(il, dtype=idx.dtype)
+    return v, i
+
+
+def heap_neighbors(d: torch.Tensor, k: int, levels: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(vals, on_y, on_x)``, ``(n, k)``: the reduced distances of the neighbours scikit-learn's brute-force
+    ``kneighbors`` returns, nearest first, and their indices in its ``parallel_on_Y`` and ``parallel_on_X``
+    orders (:meth:`strategies.ir.neighbors.KNeighbors.neighbors_reference`).
+
+    Rows whose k + 1 nearest distances all differ (and are finite) have one answer, top-k's.  The others
+    replay the heap (:func:`heap_push_all` over :func:`heap_candidates`), push its entries again into a fresh
+    heap for ``parallel_on_Y``, and sort both as scikit-learn does (:func:`sort_rows`).
+    """
+    m = d.shape[1]
+    vals, idx = torch.topk(d, min(k + 1, m), dim=1, largest=False)
+    tied = torch.isinf(vals[:, k - 1])
+    if vals.shape[1] > 1:
+        tied = tied | (vals[:, 1:] == vals[:, :-1]).any(1)
+    vals, idx = vals[:, :k], idx[:, :k]
+    on_y, on_x = idx, idx.clone()  # distinct tensors: a trace tells a script's outputs apart by identity
+    if bool(tied.any()):
+        rows = tied.nonzero().squeeze(1)
+        da = d.index_select(0, rows)
+        order = heap_candidates(da, k)
+        inf = torch.zeros_like(da[:, :1]) + float("inf")
+        cd = torch.where(order < m, da.gather(1, order.clamp(max=m - 1)), inf)
+        hv, hi = heap_push_all(cd, k, levels)
+        hi = order.gather(1, hi).clamp(max=m - 1)
+        rv, ri = heap_push_all(hv, k, levels)
+        xv, xi = sort_rows(hv, hi)
+        _, yi = sort_rows(rv, hi.gather(1, ri))
+        vals = vals.index_copy(0, rows, xv)
+        on_x = idx.index_copy(0, rows, xi)
+        on_y = idx.index_copy(0, rows, yi)
+    return vals, on_y, on_x
+
+
+_SCRIPTED: dict[str, Any] = {}
+
+
+def _scripted(fn: Any) -> Any:
+    """``fn`` compiled by ``torch.jit.script`` (once), for ``torch.jit.trace`` to keep its branches."""
+    if fn.__name__ not in _SCRIPTED:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=DeprecationWarning, message=r".*torch\.jit.*")
+            _SCRIPTED[fn.__name__] = torch.jit.script(fn)
+    return _SCRIPTED[fn.__name__]
 
 
 def _scripted_heap_select() -> Any:
     """:func:`heap_select` compiled by ``torch.jit.script`` (once), for ``torch.jit.trace`` to keep its branch."""
-    if not _SCRIPTED:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=DeprecationWarning, message=r".*torch\.jit.*")
-            _SCRIPTED.append(torch.jit.script(heap_select))
-    return _SCRIPTED[0]
+    return _scripted(heap_select)
 
 
 class KNeighborsModule(nn.Module):
-    def __init__(self, op: KNeighbors, form: str, tile: int, selection: str):
+    """The op's ``out`` value, or with ``neighbors`` > 0 its ``kneighbors`` output for that many neighbours:
+    ``(n, 3 * neighbors)``, distances then the indices in scikit-learn's two orders (as float64)."""
+
+    def __init__(self, op: KNeighbors, form: str, tile: int, selection: str, neighbors: int = 0):
         super().__init__()
-        self.metric, self.p, self.k = op.metric, op.p, op.n_neighbors
+        self.metric, self.p, self.k = op.metric, op.p, neighbors or op.n_neighbors
+        self.neighbors = neighbors > 0
         self.fit_dtype, self.form, self.selection = op.fit_dtype, form, selection
         self.distance_weights = op.weights == "distance"
         m = op.n_train
@@ -266,11 +333,8 @@ class KNeighborsModule(nn.Module):
         t = self.target.index_select(0, idx.reshape(-1)).reshape(idx.shape[0], idx.shape[1], -1)
         return (t * w.unsqueeze(2)).sum(1) / w.sum(1, keepdim=True)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = _round(x, self.fit_dtype)
-        d = self.reduced(x)
-        if self.selection == "heap":
-            return self.mean_of(*self.heap_select(d))
+    def selected(self, d: torch.Tensor) -> torch.Tensor:
+        """``sort`` / ``topk``: the rows nearer than the k-th distance, and the lowest-index ones tied with it."""
         if self.selection == "sort":
             kth = torch.sort(d, dim=1).values[:, self.k - 1 : self.k]
         else:
@@ -278,8 +342,45 @@ class KNeighborsModule(nn.Module):
         less = d < kth
         tied = d == kth
         need = self.k - less.to(torch.int64).sum(1, keepdim=True)
-        selected = less | (tied & (torch.cumsum(tied.to(torch.int64), dim=1) <= need))
-        w = self.weights(self.distances(d), selected)
+        return less | (tied & (torch.cumsum(tied.to(torch.int64), dim=1) <= need))
+
+    def lowest(self, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``sort`` / ``topk``: the selected rows' ``(reduced distances, indices)`` by distance, then index, from
+        ops every backend exports: their indices ascending (top-k of unique keys), then each one's rank."""
+        m, k = d.shape[1], self.k
+        cols = torch.arange(m, dtype=torch.float64).unsqueeze(0)
+        idx = torch.topk(torch.where(self.selected(d), cols, cols + m), k, dim=1, largest=False).indices
+        vals = d.gather(1, idx)
+        a, b = vals.unsqueeze(2), vals.unsqueeze(1)  # a[:, i], b[:, :, j]
+        pos = torch.arange(k)
+        before = (b < a) | ((b == a) & (pos.view(1, 1, k) < pos.view(1, k, 1)))
+        place = before.sum(2).unsqueeze(2) == pos.view(1, 1, k)  # place[:, i, r]: row i goes to rank r
+        zero = torch.zeros_like(place, dtype=torch.float64)
+        ordered = torch.where(place, a, zero).sum(1)
+        ordered_idx = torch.where(place, idx.to(torch.float64).unsqueeze(2), zero).sum(1)
+        return ordered, ordered_idx.to(torch.int64)
+
+    def neighbors_of(self, d: torch.Tensor) -> torch.Tensor:
+        if self.selection != "heap":
+            vals, idx = self.lowest(d)
+            on_y = on_x = idx
+        elif torch.jit.is_tracing() and not torch.onnx.is_in_onnx_export():
+            vals, on_y, on_x = _scripted(heap_neighbors)(d, self.k, self.levels)
+        elif _tracing():
+            raise InvalidConfigError("the kneighbors output with selection='heap' has a data-dependent branch "
+                                     "only eager torch and torchscript build; use selection='topk' or 'sort'")
+        else:
+            vals, on_y, on_x = heap_neighbors(d, self.k, self.levels)
+        return torch.cat([self.distances(vals), on_y.to(torch.float64), on_x.to(torch.float64)], dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = _round(x, self.fit_dtype)
+        d = self.reduced(x)
+        if self.neighbors:
+            return self.neighbors_of(d)
+        if self.selection == "heap":
+            return self.mean_of(*self.heap_select(d))
+        w = self.weights(self.distances(d), self.selected(d))
         return (w @ self.target) / w.sum(1, keepdim=True)
 
 
@@ -344,13 +445,21 @@ class KNeighborsSearch(Strategy):
         return None
 
     @classmethod
-    def build_module(cls, op: Op, knobs: Mapping[str, Any]) -> nn.Module:
+    def build_module(cls, op: Op, knobs: Mapping[str, Any], neighbors: int = 0) -> nn.Module:
         form = knobs.get("form", "exact")
         if op.metric != "euclidean":  # type: ignore[attr-defined]
             form = "direct"
         elif form == "exact":
             form = _exact_form(op)
-        return KNeighborsModule(op, form, knobs.get("tile", 0), knobs.get("selection", "heap"))  # type: ignore
+        return KNeighborsModule(op, form, knobs.get("tile", 0), knobs.get("selection", "heap"),  # type: ignore
+                                neighbors)
+
+    @classmethod
+    def build_output_module(cls, op: Op, knobs: Mapping[str, Any], output: str) -> nn.Module:
+        """The ``kneighbors`` output (``kneighbors:<k>``: for ``k`` neighbours)."""
+        if not is_neighbors_output(output):
+            return super().build_output_module(op, knobs, output)
+        return cls.build_module(op, knobs, op.neighbors_k(output))  # type: ignore[attr-defined]
 
 
 class CentroidsModule(nn.Module):

@@ -43,19 +43,34 @@ def predict(model: ConvertedModel, X: Any, method: str = "predict") -> np.ndarra
     return model.head.finish(method, value)
 
 
-def evaluate(graph: Graph, X: np.ndarray, output: Output = "out") -> np.ndarray:
-    """Run the graph on ``X`` (2-D); ``output="raw"`` skips the last post-transform."""
+def evaluate(graph: Graph, X: np.ndarray, output: Output | str = "out") -> np.ndarray:
+    """Run the graph on ``X`` (2-D); ``output="raw"`` skips the last post-transform (and the stage its last op's
+    ``raw_op`` leaves out); another name is that output of the last op (its ``reference_output``: a
+    ``kneighbors`` op's neighbours)."""
     x = np.asarray(X, dtype=np.float64) if X.dtype != np.float32 else X
     values: list[np.ndarray] = []
     last = len(graph.nodes) - 1
     for i, node in enumerate(graph.nodes):
         args = [x if v == INPUT else values[v] for v in node.inputs]
+        if i == last and output not in ("raw", "out"):
+            values.append(_named_output(node.op, output, *args))
+            continue
         values.append(evaluate_op(node.op, *args, output="raw" if (i == last and output == "raw") else "out"))
     return values[-1]
 
 
+def _named_output(op: Op, output: str, *args: np.ndarray) -> np.ndarray:
+    rule = getattr(op, "reference_output", None)
+    if rule is None:
+        raise ValueError(f"operator {op.kind} has no output {output!r} (only 'raw' and 'out')")
+    return np.asarray(rule(output, *(np.asarray(a, dtype=np.float64) for a in args)), dtype=np.float64)
+
+
 def evaluate_op(op: Op, X: np.ndarray, *more: np.ndarray, output: Output = "out") -> np.ndarray:
-    """One operator on 2-D float arrays (several for ``concat``); returns float64 ``(n, width)``."""
+    """One operator on 2-D float arrays (several for ``concat``); returns float64 ``(n, width)``.
+    ``output="raw"``: the value of ``op.raw_op()`` before its post-transform."""
+    if output == "raw":
+        op = op.raw_op()
     if isinstance(op, Concat):
         parts = [np.asarray(a, dtype=np.float64) for a in (X, *more)]
         return np.concatenate(parts, axis=1) if parts else np.zeros((X.shape[0], 0))

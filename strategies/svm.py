@@ -12,8 +12,11 @@ reduction ``K @ coef + intercept``.
   ``reduce``: ``fused`` multiplies each tile by its coefficients as soon as it is computed (the
   whole kernel matrix is never held), ``concat`` assembles the kernel matrix and reduces it in
   one matmul.
-* ``kernel_primal`` (linear kernel only): folds the support vectors into primal weights,
+* ``kernel_primal`` (linear and precomputed kernels): folds the support vectors into primal weights,
   ``x @ (S^T coef)``: one ``(F, m)`` matmul instead of ``(F, S)`` then ``(S, m)``.
+
+A ``precomputed`` kernel's input is the kernel matrix itself: ``kernel_tiles`` reads its tiles as
+column slices, ``kernel_primal`` is the one matmul ``x @ coef``.
 
 ``one_vs_one``: the decision function and libsvm's votes.  ``votes``: ``matmul`` (wins times
 pair-class incidence matrices) or ``gather`` (per class, its pairs' columns summed).
@@ -24,7 +27,9 @@ always ``max(100, k)`` masked rounds (``unrolled``).  Rows that stopped keep the
 probabilities, as libsvm's loop does.  ``matvec``: ``Q @ p`` as a broadcast product and sum or
 a batched matmul.  Its loop depends on the data: only eager torch serves it (an exported
 program would unroll 100 rounds, thousands of ops: minutes of inductor / TVM compilation),
-so other backends leave it to a torch side task.
+so other backends leave it to a torch side task.  It carries the one-vs-one columns in front of the
+probabilities; built for the ``raw`` value (``couple=False``) it only appends zeros: ``predict``
+and ``decision_function`` run no coupling.
 
 Only ops that ``torch.export`` -> TVM Relax imports are used (no ``amax``, ``cdist``).
 """
@@ -77,13 +82,15 @@ class KernelTiles(nn.Module):
         self.direct = op.kernel == "rbf" and distance == "direct"
         self.expand = op.kernel == "rbf" and not self.direct  # ||x-c||^2 - 2 (x-c).(s-c) + ||s-c||^2
         self.fused = reduce == "fused"
+        self.precomputed = op.kernel == "precomputed"
         sv = op.support_vectors
         center = sv.mean(axis=0) if (self.expand and S) else np.zeros(sv.shape[1])
         svc = sv - center
         self.register_buffer("center", _t(center))
         self.register_buffer("inf", torch.tensor(float("inf"), dtype=torch.float64))
         for b, (a, z) in enumerate(self.bounds):
-            self.register_buffer(f"sv{b}", _t(sv[a:z] if self.direct else svc[a:z].T))  # direct: (b, F); else (F, b)
+            if not self.precomputed:  # direct: (b, F); else (F, b)
+                self.register_buffer(f"sv{b}", _t(sv[a:z] if self.direct else svc[a:z].T))
             if self.expand:
                 self.register_buffer(f"sq{b}", _t(np.einsum("ij,ij->i", svc[a:z], svc[a:z])))
             self.register_buffer(f"w{b}", _t(op.coef[a:z]))
@@ -92,7 +99,10 @@ class KernelTiles(nn.Module):
 
     def tile(self, x: torch.Tensor, xsq: torch.Tensor, b: int) -> torch.Tensor:
         """The kernel values of tile ``b``: ``(n, sv_block)``; ``x`` is centred (and ``xsq`` its squared norms)
-        for the expanded rbf form."""
+        for the expanded rbf form; a precomputed kernel's tile is its columns."""
+        if self.precomputed:
+            a, z = self.bounds[b]
+            return x[:, a:z]
         sv = getattr(self, f"sv{b}")
         if self.direct:
             diff = x.unsqueeze(1) - sv.unsqueeze(0)
@@ -125,11 +135,11 @@ class KernelTiles(nn.Module):
 
 
 class KernelPrimal(nn.Module):
-    """Linear kernel: ``x @ (S^T coef) + intercept``."""
+    """Linear kernel: ``x @ (S^T coef) + intercept``; precomputed: ``x @ coef + intercept``."""
 
     def __init__(self, op: KernelMachine):
         super().__init__()
-        self.register_buffer("weight", _t(op.support_vectors.T @ op.coef))
+        self.register_buffer("weight", _t(op.coef if op.kernel == "precomputed" else op.support_vectors.T @ op.coef))
         self.register_buffer("intercept", _t(op.intercept))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -180,7 +190,8 @@ class KernelTilesStrategy(Strategy):
 
 @register
 class KernelPrimalStrategy(Strategy):
-    """Linear kernel only: the support vectors folded into primal weights, one matmul."""
+    """Linear kernel: the support vectors folded into primal weights, one matmul (precomputed: the kernel
+    matrix times the dual coefficients)."""
 
     name = "kernel_primal"
     op_kind = "kernel_machine"
@@ -190,7 +201,8 @@ class KernelPrimalStrategy(Strategy):
     @classmethod
     def unsupported_reason(cls, op: Op) -> str | None:
         kernel = getattr(op, "kernel", None)
-        return None if kernel == "linear" else f"kernel_primal folds linear kernels only, not {kernel!r}"
+        return None if kernel in ("linear", "precomputed") else \
+            f"kernel_primal folds linear kernels only (or reads a precomputed one), not {kernel!r}"
 
     @classmethod
     def build_module(cls, op: Op, knobs: Mapping[str, Any]) -> nn.Module:
@@ -238,12 +250,14 @@ class OneVsOneModule(nn.Module):
 
 
 class CouplingModule(nn.Module):
-    """libsvm's ``sigmoid_predict`` per pair, clipped, then ``multiclass_probability`` on every row."""
+    """``[carried | probabilities]``: libsvm's ``sigmoid_predict`` per pair, clipped, then ``multiclass_probability``
+    on every row (not coupled: zeros)."""
 
     def __init__(self, op: PairwiseCoupling, loop: str, matvec: str):
         super().__init__()
         k, m = op.n_classes, op.n_pairs
         self.k, self.early, self.bmm = k, loop == "early_exit", matvec == "bmm"
+        self.carry, self.couple = op.carry, op.couple
         self.max_iter, self.eps = op.max_iter, 0.005 / k
         self.register_buffer("prob_a", _t(op.prob_a))
         self.register_buffer("prob_b", _t(op.prob_b))
@@ -258,8 +272,12 @@ class CouplingModule(nn.Module):
         self.register_buffer("columns", torch.arange(k))
         self.register_buffer("start", torch.full((k,), 1.0 / k, dtype=torch.float64))
 
-    def forward(self, d: torch.Tensor) -> torch.Tensor:
-        d = d.to(torch.float64)
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        d = xs[-1].to(torch.float64)
+        p = self.coupling(d) if self.couple else torch.zeros_like(d[:, :1]).expand(-1, self.k)
+        return torch.cat([xs[0].to(torch.float64), p], dim=1) if self.carry else p
+
+    def coupling(self, d: torch.Tensor) -> torch.Tensor:
         n, k = d.shape[0], self.k
         f = d * self.prob_a + self.prob_b
         pos = f >= 0

@@ -7,7 +7,8 @@ torchscript for Hummingbird's ``torch.jit`` cases, tvm).  Hummingbird compares
 ``predict``; here ``decision_function`` is compared too (scores within 1e-5 of the
 batch scale, labels identical).  Hummingbird's commented-out multiclass TVM cases
 (it lacked a ``mode`` operator) run here as one multiclass tvm case.  Its
-``precomputed`` kernel case expects an error: here ``UnsupportedModelError``.
+``precomputed`` kernel case expects an error: tunebird supports precomputed kernels, so
+here the same model must match scikit-learn (more cases in ``test_svm_extras.py``).
 
 Left out: nothing.
 """
@@ -107,10 +108,12 @@ def test_svr():
     assert_scores(tuner.compile(model).predict(X), model.predict(X), what="SVR")
 
 
-def test_precomputed_kernel_raises():
+def test_precomputed_kernel():
     np.random.seed(0)
     X = np.array(np.random.rand(10, 10), dtype=np.float32)
     y = np.random.randint(2, size=10)
-    model = SVC(kernel="precomputed").fit(X @ X.T, y)
-    with pytest.raises(tuner.UnsupportedModelError, match="kernel='precomputed' is not supported"):
-        tuner.compile(model)
+    K = X @ X.T
+    model = SVC(kernel="precomputed").fit(K, y)
+    pred = tuner.compile(model)
+    assert_same_labels(pred.predict(K), model.predict(K), "precomputed SVC")
+    assert_scores(pred.decision_function(K), model.decision_function(K), what="precomputed SVC")

@@ -70,6 +70,10 @@ def export_onnx(predictor: Any, path: str | Path | None = None, *, method: str |
         raise UnsupportedModelError(
             f"{model.source}'s {split[0]} returns a list of arrays (one per output); an ONNX export holds one "
             f"tensor per method, so it cannot be exported (export {', '.join(m for m in head.methods if m not in split)})")
+    if "kneighbors" in methods:
+        raise UnsupportedModelError(
+            f"{model.source}'s kneighbors returns two arrays (distances and indices); an ONNX export holds one "
+            f"tensor per method, so it cannot be exported (export {', '.join(m for m in head.methods if m != 'kneighbors')})")
     if fallback not in FALLBACKS:
         raise ValueError(f"fallback must be one of {FALLBACKS}, got {fallback!r}")
     if spec.has_strings:
@@ -101,6 +105,10 @@ def export_onnx(predictor: Any, path: str | Path | None = None, *, method: str |
         raise UnsupportedModelError(
             f"{model.source} has operator(s) {bad} that only eager torch runs (e.g. a loop until the data "
             f"converge; traced, it would keep one fixed count); it cannot be exported to ONNX")
+    last = tasks[-1].graph.nodes[-1].op
+    if last.raw_op() is not last:  # the module below computes ``out`` as post(raw): not so for this op
+        raise UnsupportedModelError(f"{model.source} ends in {last.kind}, whose raw value skips a stage its output "
+                                    "computes; it cannot be exported to ONNX")
 
     sources = tuple(dict.fromkeys(head.source(m) for m in methods))
     module = _PlanModule(tasks, sources, task_sources).eval()

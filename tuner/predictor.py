@@ -36,6 +36,20 @@ class _Method:
         return bound
 
 
+class _KNeighbors(_Method):
+    """``kneighbors(X, n_neighbors=None, return_distance=True)`` (``tuner.neighbors``), present only when the
+    original model has it."""
+
+    def __get__(self, obj: "Predictor | None", owner: type) -> Any:
+        if obj is None or self.name not in obj.model.head.methods:
+            return super().__get__(obj, owner)  # the descriptor, or the AttributeError naming the methods
+        from .neighbors import kneighbors
+
+        bound = functools.partial(kneighbors, obj)
+        obj.__dict__[self.name] = bound
+        return bound
+
+
 class Predictor:
     """Runs a converted model through compiled programs; same methods and outputs as the original.
 
@@ -50,15 +64,21 @@ class Predictor:
     decision_function = _Method("decision_function", "Raw scores, like the original's ``decision_function``.")
     transform = _Method("transform", "Transformed features, like the original's ``transform``.")
     score_samples = _Method("score_samples", "Anomaly scores, like the original's ``score_samples``.")
+    kneighbors = _KNeighbors("kneighbors", "Nearest training rows ``(distances, indices)``, like the original's "
+                             "``kneighbors``.")
 
     def __init__(self, model: ConvertedModel, plans: Sequence[Plan], *, tuned: bool = False, origin: str = "compile"):
         if not plans:
             raise ValueError("a predictor needs at least one plan")
         self.model = model
         self.plans = sorted(plans, key=lambda p: p.tuned_batch or 0)
+        self._exact = [p for p in self.plans if not p.float32_input]
+        if not self._exact:
+            raise ValueError("a predictor needs a plan exact for every input, not only plans for float32 inputs")
         self.tuned = tuned
         self.origin = origin
         self._fast: dict[str, Any] = {}
+        self._fast32: dict[str, Any] = {}
 
     # ---- sklearn-like surface
     @property

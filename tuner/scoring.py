@@ -104,6 +104,10 @@ def output_layout(predictor: Predictor, method: str, sample: Any) -> OutputLayou
     if any(m == method for m, _ in predictor.model.head.splits):
         raise ValueError(f"{predictor.model.source}'s {method} returns a list of arrays (one per output); "
                          "distributed scoring writes one array per partition, so it cannot score it")
+    if method == "kneighbors":
+        raise ValueError(f"{predictor.model.source}'s kneighbors returns two arrays (distances and indices); "
+                         "distributed scoring writes one array per partition, so it cannot score it (score "
+                         f"{', '.join(m for m in predictor.methods if m != 'kneighbors')})")
     value = np.asarray(getattr(predictor, method)(sample))
     if value.ndim == 1:
         return OutputLayout(method, (method,), (value.dtype,), one_d=True)

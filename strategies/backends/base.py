@@ -19,6 +19,7 @@ import numpy as np
 from ..base import Knob
 from ..ground.errors import InvalidConfigError
 from ..ir import Graph, Op, as_graph
+from ..ir.neighbors import is_neighbors_output
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class BuildRequest:
 
     graph: Graph
     config: Mapping[str, Any]  # strategy, backend, threads, batch_size, knobs
-    output: str = "out"  # "out" (with the last op's post-transform) or "raw"
+    output: str = "out"  # "out" (with the last op's post-transform), "raw", or a kneighbors op's "kneighbors[:<k>]"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "graph", as_graph(self.graph))
@@ -42,6 +43,8 @@ class BuildRequest:
 
     @property
     def n_outputs(self) -> int:
+        if is_neighbors_output(self.output):  # distances and two index orders (strategies.ir.neighbors)
+            return 3 * self.graph.ops[-1].neighbors_k(self.output)  # type: ignore[attr-defined]
         return self.graph.n_outputs
 
     @property

@@ -11,7 +11,9 @@ boundary (:mod:`strategies.inputs`).
 
 Every operator can be evaluated to two values: ``raw`` (before its
 post-transform) and ``out`` (after).  Only the last operator's post-transform
-can differ from identity.
+can differ from identity.  An operator with a costly last stage that only some
+methods read (libsvm's pairwise coupling) names, by :meth:`Op.raw_op`, the
+operator that computes its ``raw`` value without that stage.
 
 All parameters are NumPy arrays or plain scalars, normalised on construction,
 so two conversions of the same model are equal field by field and hash alike
@@ -257,6 +259,12 @@ class Op:
     @property
     def post_transform(self) -> PostTransform:
         return IDENTITY
+
+    def raw_op(self) -> "Op":
+        """The operator whose output is this one's ``raw`` value (then without the post-transform): itself,
+        unless a stage of it only ``out`` needs can be skipped; then an operator of the same input and output
+        widths that leaves that stage's columns at 0 (the head reads them from ``out`` only)."""
+        return self
 
     def summary(self) -> str:  # pragma: no cover
         raise NotImplementedError

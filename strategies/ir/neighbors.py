@@ -1,6 +1,8 @@
 """Nearest neighbours and nearest centres: KNeighbors{Classifier,Regressor}, KMeans, MeanShift.
 
-* ``kneighbors``  the k nearest training rows of each query, and the (weighted) mean of their targets;
+* ``kneighbors``  the k nearest training rows of each query, and the (weighted) mean of their targets; its
+                  output ``kneighbors`` (:func:`neighbors_output`) is the neighbours themselves (the
+                  estimators' ``kneighbors`` method);
 * ``centroids``   distances to cluster centres (``transform``) and the scores ``predict`` takes the
                   arg-min of.
 
@@ -11,7 +13,7 @@ Both follow the installed scikit-learn's brute-force arithmetic (checked against
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, List, Tuple
 
 import numpy as np
 
@@ -23,6 +25,28 @@ KNN_WEIGHTS = ("uniform", "distance")
 # one fused multiply-add chain over the features, which the IR reproduces exactly (checked on its Haswell and
 # SkylakeX kernels); from 16 on ddot sums in vector lanes whose order is the CPU kernel's own.
 BLAS_CHAIN_MAX = 15
+# scikit-learn's ``ArgKmin`` works through the training rows in chunks of this many (``pairwise_dist_chunk_size``)
+ARGKMIN_CHUNK = 256
+# scikit-learn's ``simultaneous_sort`` insertion-sorts up to this many values (stable), partitions longer runs
+INSERTION_MAX = 15
+# the graph output of a ``kneighbors`` op holding its neighbours (``kneighbors:<k>`` for another k than the fitted)
+NEIGHBORS_OUTPUT = "kneighbors"
+
+
+def neighbors_output(k: int | None = None) -> str:
+    """The output key of the neighbours (``KNeighbors.neighbors_reference``): the fitted ``n_neighbors``, or ``k``."""
+    return NEIGHBORS_OUTPUT if k is None else f"{NEIGHBORS_OUTPUT}:{int(k)}"
+
+
+def is_neighbors_output(output: str) -> bool:
+    return output == NEIGHBORS_OUTPUT or output.startswith(NEIGHBORS_OUTPUT + ":")
+
+
+def parallel_on_y(n_queries: int, n_fit: int) -> bool:
+    """Whether scikit-learn's ``ArgKmin`` (one thread) takes its ``parallel_on_Y`` path for ``n_queries`` rows
+    against ``n_fit`` fitted rows: its heap's entries are then pushed once more into a fresh heap before
+    the sort, which changes the order of tied neighbours (``parallel_on_X`` sorts the heap as it is)."""
+    return n_fit >= n_queries and n_queries <= 4 * ARGKMIN_CHUNK
 
 
 def two_sum(a: Any, b: Any) -> tuple[Any, Any]:
@@ -75,6 +99,12 @@ def heap_select(d: np.ndarray, k: int) -> np.ndarray:
     root and sifts down preferring the left child on ties: among rows tied with the k-th distance, the
     survivors are the heap's, not always the lowest indices.
     """
+    return heap_push(d, k)[1]
+
+
+def heap_push(d: np.ndarray, k: int, ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The heap ``(values, ids)``, ``(n, k)`` in heap order, after pushing every column of ``d`` in order
+    (column ``j`` of row ``i`` carries ``ids[i, j]``, default ``j``) into an empty one."""
     n, m = d.shape
     vals = np.full((n, k), np.inf)
     idx = np.full((n, k), -1, dtype=np.int64)
@@ -100,8 +130,112 @@ def heap_select(d: np.ndarray, k: int) -> np.ndarray:
             c = np.where(go, s, c)
             moving = go
         vals[r, c] = vv
-        idx[r, c] = j
-    return idx
+        idx[r, c] = j if ids is None else ids[r, j]
+    return vals, idx
+
+
+def introsort(values: List[float], indices: List[int], small: int = INSERTION_MAX) -> None:
+    """scikit-learn's ``simultaneous_sort`` (``sklearn/utils/_sorting.pyx``: introsort, median-of-three 2-way
+    partitions, insertion sort below ``INSERTION_MAX + 1`` values, heapsort past its depth limit) of ``values``
+    and ``indices`` together, in place: its order among equal values, which is neither stable nor by index.
+
+    Plain Python on lists, its recursion an explicit stack, so that ``torch.jit.script`` compiles it too
+    (``small``: ``INSERTION_MAX``, an argument because a script reads no global).
+    """
+    n = len(values)
+    if n == 0:
+        return
+    depth = 0
+    while (2 << depth) <= n:  # floor(log2 n)
+        depth += 1
+    stack: List[Tuple[int, int, int]] = [(0, n, 2 * depth)]
+    while len(stack) > 0:
+        lo, size, maxd = stack.pop()
+        while size > small:
+            if maxd <= 0:
+                _heapsort(values, indices, lo, size)
+                size = 0
+                break
+            maxd -= 1
+            mid, last = lo + size // 2, lo + size - 1
+            # median of three: the smallest to the front, the pivot to the end, the largest to the middle
+            if values[lo] > values[last]:
+                _swap(values, indices, lo, last)
+            if values[last] > values[mid]:
+                _swap(values, indices, last, mid)
+                if values[lo] > values[last]:
+                    _swap(values, indices, lo, last)
+            pivot = values[last]
+            i, j = lo + 1, last - 1
+            while True:
+                while i <= j and values[i] < pivot:
+                    i += 1
+                while i <= j and values[j] > pivot:
+                    j -= 1
+                if i >= j:
+                    break
+                _swap(values, indices, i, j)
+                i += 1
+                j -= 1
+            _swap(values, indices, i, last)
+            stack.append((lo, i - lo, maxd))  # the left part (scikit-learn recurses); the loop goes on right
+            size = lo + size - i - 1
+            lo = i + 1
+        for a in range(lo + 1, lo + size):  # insertion sort
+            v, t, b = values[a], indices[a], a
+            while b > lo and values[b - 1] > v:
+                values[b] = values[b - 1]
+                indices[b] = indices[b - 1]
+                b -= 1
+            values[b] = v
+            indices[b] = t
+
+
+def _swap(values: List[float], indices: List[int], i: int, j: int) -> None:
+    values[i], values[j] = values[j], values[i]
+    indices[i], indices[j] = indices[j], indices[i]
+
+
+def _heapsort(values: List[float], indices: List[int], lo: int, n: int) -> None:
+    start = (n - 2) // 2
+    while True:
+        _sift_down(values, indices, lo, start, n)
+        if start == 0:
+            break
+        start -= 1
+    end = n - 1
+    while end > 0:
+        _swap(values, indices, lo, lo + end)
+        _sift_down(values, indices, lo, 0, end)
+        end -= 1
+
+
+def _sift_down(values: List[float], indices: List[int], lo: int, start: int, end: int) -> None:
+    root = start
+    while True:
+        child = 2 * root + 1
+        top = root
+        if child < end and values[lo + top] < values[lo + child]:
+            top = child
+        if child + 1 < end and values[lo + top] < values[lo + child + 1]:
+            top = child + 1
+        if top == root:
+            break
+        _swap(values, indices, lo + root, lo + top)
+        root = top
+
+
+def simultaneous_sort(vals: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row of ``(vals, idx)`` sorted by :func:`introsort` (a stable sort up to ``INSERTION_MAX`` columns)."""
+    if vals.shape[1] <= INSERTION_MAX:
+        order = np.argsort(vals, axis=1, kind="stable")
+        return np.take_along_axis(vals, order, 1), np.take_along_axis(idx, order, 1)
+    vals, idx = vals.copy(), idx.copy()
+    for r in range(vals.shape[0]):
+        v, i = vals[r].tolist(), idx[r].tolist()
+        introsort(v, i)
+        vals[r], idx[r] = v, i
+    return vals, idx
 
 
 @register_op
@@ -125,7 +259,8 @@ class KNeighbors(Op):
     ``^(1/p)`` (minkowski) of the reduced one.  Weights: 1 (``uniform``), or ``1/distance``; a row with a
     zero distance among its neighbours weighs those neighbours 1 and the others 0.  Queries are rounded
     to ``fit_dtype`` first (scikit-learn computes on float32 queries against float32 training data).
-    Classifiers have one-hot ``target`` rows (``out`` is ``predict_proba``).
+    Classifiers have one-hot ``target`` rows (``out`` is ``predict_proba``).  The output ``kneighbors``
+    (``kneighbors:<k>``) holds the neighbours themselves: :meth:`neighbors_reference`.
     """
 
     kind: ClassVar[str] = "kneighbors"
@@ -231,6 +366,41 @@ class KNeighbors(Op):
         order = np.lexsort((idx, r[rows, idx]), axis=1)
         idx = idx[rows, order]
         return self.distances_from_reduced(r[rows, idx]), idx
+
+    def neighbors_k(self, output: str) -> int:
+        """The ``k`` of a neighbours output key (:func:`neighbors_output`), checked against the training rows."""
+        if output == NEIGHBORS_OUTPUT:
+            return self.n_neighbors
+        name, _, k = output.partition(":")
+        if name != NEIGHBORS_OUTPUT or not k.isdigit() or not 1 <= int(k) <= self.n_train:
+            raise ValueError(f"kneighbors: output {output!r} is neither {NEIGHBORS_OUTPUT!r} nor "
+                             f"'{NEIGHBORS_OUTPUT}:<k>' with k in [1, {self.n_train}]")
+        return int(k)
+
+    def neighbors_reference(self, x: np.ndarray, k: int | None = None) -> np.ndarray:
+        """The output ``kneighbors``: float64 ``(n, 3k)``, ``[distances | indices | indices]``: the ``k`` (default
+        ``n_neighbors``) nearest training rows, nearest first, as scikit-learn's brute-force ``kneighbors``
+        returns them.  The indices come in the two orders it leaves tied neighbours in: after its
+        ``parallel_on_Y`` path (the heap pushed again into a fresh one, then sorted), and after
+        ``parallel_on_X`` (the heap sorted as it is); :func:`parallel_on_y` tells which a call takes.  Both
+        sort by :func:`introsort`.  Cosine: NumPy's ``argpartition``, then ``argsort`` (scikit-learn's
+        fallback path; the two index blocks alike).
+        """
+        k = self.n_neighbors if k is None else int(k)
+        r = self.reduced_distances(x)
+        rows = np.arange(r.shape[0])[:, None]
+        if self.metric == "cosine":
+            idx = np.argpartition(r, k - 1, axis=1)[:, :k]
+            idx = idx[rows, np.argsort(r[rows, idx], axis=1)]
+            return np.concatenate([r[rows, idx], idx, idx], axis=1).astype(np.float64)
+        vals, idx = heap_push(r, k)
+        sorted_vals, on_x = simultaneous_sort(vals, idx)
+        _, on_y = simultaneous_sort(*heap_push(vals, k, idx))
+        return np.concatenate([self.distances_from_reduced(sorted_vals), on_y, on_x], axis=1).astype(np.float64)
+
+    def reference_output(self, output: str, x: np.ndarray) -> np.ndarray:
+        """The named output ``output`` (:func:`neighbors_output`) for rows ``x``."""
+        return self.neighbors_reference(x, self.neighbors_k(output))
 
     def reference(self, x: np.ndarray) -> np.ndarray:
         dist, idx = self.neighbours(x)

@@ -2,12 +2,15 @@
 
 * ``kernel_machine``  the weighted kernel sums against the support vectors:
   ``raw[:, o] = sum_s coef[s, o] * K(x, sv_s) + intercept[o]`` (libsvm's decision
-  values, ``sum - rho``).  The kernel matrix against the support vectors is the heavy part.
+  values, ``sum - rho``).  The kernel matrix against the support vectors is the heavy part;
+  with a ``precomputed`` kernel the input is that matrix (one column per support vector).
 * ``one_vs_one``      libsvm's one-vs-one classifier read off the ``k(k-1)/2`` pairwise
   decision values: the decision function (scikit-learn's ``ovo`` or ``ovr`` shape) and the
   votes ``predict`` counts.
 * ``pairwise_coupling``  the probabilities: Platt sigmoids per pair, coupled as libsvm couples
-  them (an iteration that stops when each row has converged).
+  them (an iteration that stops when each row has converged); it can carry the one-vs-one
+  columns in front of them, and its ``raw`` value leaves the coupling out (``predict`` and
+  ``decision_function`` do not run it).
 
 Both follow ``sklearn/svm/src/libsvm/svm.cpp`` (``Kernel::k_function``,
 ``svm_predict_values``, ``sigmoid_predict``, ``multiclass_probability``) operation by
@@ -16,14 +19,14 @@ operation, in float64.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
 import numpy as np
 
 from .core import Op, TensorType, _arr, register_op
 
-KERNELS = ("linear", "poly", "rbf", "sigmoid")
+KERNELS = ("linear", "poly", "rbf", "sigmoid", "precomputed")
 DECISION_SHAPES = ("ovo", "ovr")
 MIN_PROB = 1e-7  # libsvm clips each pairwise probability to [MIN_PROB, 1 - MIN_PROB]
 
@@ -47,11 +50,12 @@ class KernelMachine(Op):
 
     ``K(x, s)``: ``linear`` ``x.s``; ``poly`` ``powi(gamma * x.s + coef0, degree)``;
     ``rbf`` ``exp(-gamma * sum((x - s) ** 2))`` (direct differences, as libsvm);
-    ``sigmoid`` ``tanh(gamma * x.s + coef0)``.
+    ``sigmoid`` ``tanh(gamma * x.s + coef0)``; ``precomputed`` the input itself is ``K`` (one column per
+    support vector, libsvm's ``x->values[sv->ind]``; ``support_vectors`` has no columns).
     """
 
     kind: ClassVar[str] = "kernel_machine"
-    support_vectors: np.ndarray  # float64 (S, F)
+    support_vectors: np.ndarray  # float64 (S, F); (S, 0) for a precomputed kernel
     coef: np.ndarray  # float64 (S, m): the dual coefficients of every output
     intercept: np.ndarray  # float64 (m,)
     kernel: str
@@ -75,10 +79,13 @@ class KernelMachine(Op):
                              f" and {self.intercept.shape[0]} intercepts do not agree")
         if self.degree < 0:
             raise ValueError(f"kernel_machine: degree must be >= 0, got {self.degree}")
+        if self.kernel == "precomputed" and self.support_vectors.shape[1] != 0:
+            raise ValueError("kernel_machine: a precomputed kernel keeps no support vectors' features "
+                             "(support_vectors of shape (S, 0))")
 
     @property
     def n_features(self) -> int:
-        return int(self.support_vectors.shape[1])
+        return self.n_support if self.kernel == "precomputed" else int(self.support_vectors.shape[1])
 
     @property
     def n_support(self) -> int:
@@ -96,6 +103,8 @@ class KernelMachine(Op):
 
     def kernel_matrix(self, x: np.ndarray) -> np.ndarray:
         """float64 ``(n, S)``: ``K(x_i, s_j)`` as libsvm computes each entry."""
+        if self.kernel == "precomputed":
+            return np.array(x, dtype=np.float64)
         sv = self.support_vectors
         if self.kernel == "rbf":
             d2 = np.empty((x.shape[0], sv.shape[0]))
@@ -204,12 +213,20 @@ class OneVsOne(Op):
 class PairwiseCoupling(Op):
     """libsvm's probabilities from the pairwise decision values ``d``: each pair's ``sigmoid_predict(d, A, B)``
     clipped to ``[1e-7, 1 - 1e-7]`` (by libsvm's own max / min: NaN becomes 1e-7), coupled by ``multiclass_probability`` (its iteration and stopping rule,
-    at most ``max(100, k)`` rounds; a row stops at the first round whose error is below ``0.005 / k``)."""
+    at most ``max(100, k)`` rounds; a row stops at the first round whose error is below ``0.005 / k``).
+
+    With ``carry > 0`` it reads two values, ``carry`` columns (the one-vs-one head's decision function and
+    votes) and ``d``, and outputs ``[carried | probabilities]``.  Its ``raw`` value (:meth:`raw_op`) leaves
+    the probabilities at 0 and runs no coupling (``couple=False``): what ``predict`` and
+    ``decision_function`` read, as libsvm's ``predict`` never computes probabilities.
+    """
 
     kind: ClassVar[str] = "pairwise_coupling"
     n_classes: int
     prob_a: np.ndarray  # float64 (k(k-1)/2,)
     prob_b: np.ndarray  # float64 (k(k-1)/2,)
+    carry: int = field(default=0, metadata={"hash_default": True})
+    couple: bool = field(default=True, metadata={"hash_default": True})
 
     def __post_init__(self) -> None:
         s = object.__setattr__
@@ -218,10 +235,14 @@ class PairwiseCoupling(Op):
             raise ValueError(f"pairwise_coupling: needs at least two classes, got {self.n_classes}")
         s(self, "prob_a", _arr(self.prob_a, np.float64, 1, "prob_a"))
         s(self, "prob_b", _arr(self.prob_b, np.float64, 1, "prob_b"))
+        s(self, "carry", int(self.carry))
+        s(self, "couple", bool(self.couple))
         m = self.n_pairs
         if self.prob_a.shape[0] != m or self.prob_b.shape[0] != m:
             raise ValueError(f"pairwise_coupling: needs {m} Platt parameters of each kind, got "
                              f"{self.prob_a.shape[0]} and {self.prob_b.shape[0]}")
+        if self.carry < 0:
+            raise ValueError(f"pairwise_coupling: carry must be >= 0, got {self.carry}")
 
     @property
     def n_pairs(self) -> int:
@@ -234,11 +255,18 @@ class PairwiseCoupling(Op):
     def input_type(self) -> TensorType:
         return TensorType(self.n_pairs, "float64")
 
+    def input_widths(self) -> tuple[int, ...]:
+        return (self.carry, self.n_pairs) if self.carry else (self.n_pairs,)
+
     def output_type(self) -> TensorType:
-        return TensorType(self.n_classes, "float64")
+        return TensorType(self.carry + self.n_classes, "float64")
+
+    def raw_op(self) -> "PairwiseCoupling":
+        return replace(self, couple=False) if self.couple else self
 
     def summary(self) -> str:
-        return f"pairwise_coupling: {self.n_classes} classes"
+        carried = f", {self.carry} columns carried" if self.carry else ""
+        return f"pairwise_coupling: {self.n_classes} classes{carried}{'' if self.couple else ' (not coupled)'}"
 
     def pairwise_probabilities(self, d: np.ndarray) -> np.ndarray:
         """``(n, m)``: libsvm's clipped ``sigmoid_predict`` of every pair."""
@@ -251,7 +279,13 @@ class PairwiseCoupling(Op):
         r = np.where(r > MIN_PROB, r, MIN_PROB)
         return np.where(r < 1 - MIN_PROB, r, 1 - MIN_PROB)
 
-    def reference(self, d: np.ndarray) -> np.ndarray:
+    def reference(self, *xs: np.ndarray) -> np.ndarray:
+        """``[carried | probabilities]`` (probabilities 0 when not coupled)."""
+        carried, d = xs if self.carry else (xs[0][:, :0], xs[0])
+        p = self.coupling(d) if self.couple else np.zeros((d.shape[0], self.n_classes))
+        return np.concatenate([np.asarray(carried, dtype=np.float64), p], axis=1)
+
+    def coupling(self, d: np.ndarray) -> np.ndarray:
         """libsvm's ``multiclass_probability`` on every row (vectorised over rows, in its operation order)."""
         k, n = self.n_classes, d.shape[0]
         rp = self.pairwise_probabilities(d)

@@ -31,6 +31,7 @@ a norm below ``10 * eps``; one-vs-rest rows whose probabilities all underflow.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Callable
 
 from sklearn.utils.validation import check_is_fitted
@@ -126,6 +127,9 @@ def _n_features(model: Any) -> int:
     if type(model).__name__ == "LabelEncoder":
         return 1
     n = getattr(_first(model), "n_features_in_", None)
+    require(n is not None or not callable(getattr(_first(model), "kernel", None)), model,
+            "its kernel is a Python callable (computed in Python at predict time; scikit-learn keeps no "
+            "n_features_in_ then); supported: the named kernels, or kernel='precomputed' with the kernel matrix as X")
     require(n is not None, model, "it has no n_features_in_ (is it fitted?)")
     return int(n)
 
@@ -144,6 +148,8 @@ def convert_model(model: Any) -> ConvertedModel:
         out, head = convert_step(model, b, x)
         spec = b.spec()
     head = head or Head("transformer", ("transform",), squeeze=False)
+    if "kneighbors" in head.methods and not hasattr(model, "kneighbors"):  # a pipeline or search ending in KNN
+        head = replace(head, methods=tuple(m for m in head.methods if m != "kneighbors"))
     converted = ConvertedModel(b.graph(out), head, spec, name_of(model))
     logger.debug("converted %s", converted.summary())
     return converted

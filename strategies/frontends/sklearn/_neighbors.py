@@ -5,7 +5,9 @@
   prediction uses: ``effective_metric_`` (minkowski with p = 1 / 2 / inf becomes manhattan / euclidean /
   chebyshev), except for a uniform single-output classifier, whose ``predict_proba`` reads the metric
   through ``_adjusted_metric`` (``p`` from the constructor).  Refused: callable weights or metrics, other
-  metrics, ``metric_params`` beyond ``p``, multi-output classifiers, sparse training data.
+  metrics, ``metric_params`` beyond ``p``, multi-output classifiers, sparse training data.  The ``kneighbors``
+  method reads the op's ``kneighbors`` output; it is left out when ``predict_proba``'s metric is not the one
+  ``kneighbors`` computes with (``metric_params={"p": ...}`` and another constructor ``p``).
 * KMeans, MiniBatchKMeans: ``transform`` (euclidean distances) and ``predict`` (the Lloyd step's
   ``|c|^2 - 2 x.c`` arg-min) from one ``centroids`` op.  MeanShift: ``predict`` only
   (``pairwise_distances_argmin``).
@@ -13,11 +15,16 @@
 Known to differ from scikit-learn, documented on the ops: neighbour sets when two candidates' distances
 differ only in their last bits (scikit-learn's BLAS sums in another order); KD / ball tree searches
 (``algorithm``) break exact ties at the k-th distance in tree order, the op in the brute-force heap's
-order, which it also uses for them; cosine ties at the k-th distance (NumPy's ``argpartition``).
+order, which it also uses for them; cosine ties at the k-th distance (NumPy's ``argpartition``).  With
+``kneighbors`` the same holds for the order of tied neighbours (KD / ball trees sort ties in their own order),
+and scikit-learn's brute force follows the op only on one OpenMP thread past 256 fitted rows (it merges
+per-thread heaps) and only for queries of the fitted dtype (float32 fits queried with float64 rows take its
+``argpartition`` path; ``predict`` too).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -87,9 +94,12 @@ def kneighbors(model: Any, b: Builder, x: Value) -> tuple[Value, Head | None]:
                     weights=model.weights, fit_dtype=_fit_dtype(fit_x),
                     euclidean_gemm=model._fit_method == "brute")
     out = b.add(op, [x], [Col() for _ in range(op.output_type().width)])
+    # kneighbors computes with the effective metric, which predict_proba's adjusted one may not be
+    own = ("kneighbors",) if _metric(model, False) == (metric, p) else ()
     if classifier:
-        return out, classifier_head(model, ("predict", "predict_proba"), "argmax")
-    return out, Head("regressor", ("predict",), squeeze=y.ndim == 1)
+        head = classifier_head(model, ("predict", "predict_proba"), "argmax")
+        return out, replace(head, methods=head.methods + own, fit_rows=op.n_train)
+    return out, Head("regressor", ("predict",) + own, squeeze=y.ndim == 1, fit_rows=op.n_train)
 
 
 def _cluster_head(k: int, methods: tuple[str, ...], views: tuple) -> Head:
