@@ -89,7 +89,7 @@ def test_the_batch1_fast_path_gives_what_the_validated_path_gives(backend):
     X = data(n=40, nan=0.1, seed=3)
     x32 = np.ascontiguousarray(X[:1], dtype=np.float32)
     fast = p.predict_proba(x32)  # a float32 C-contiguous row: straight to the program
-    assert p._fast["predict_proba"] is not False
+    assert p._fast32["predict_proba"] is not False  # (float32 arrays have their own fast paths)
     slow = p.predict_proba(np.asfortranarray(X[:1].astype(np.float64)))  # converted and validated first
     np.testing.assert_array_equal(fast, slow)
     np.testing.assert_array_equal(p.predict(x32), model.predict(x32))
@@ -109,7 +109,7 @@ def test_the_fast_path_of_a_model_refusing_nan_checks_every_value():
         row = np.ascontiguousarray(X[:1], dtype=dtype)
         slow = p.predict_proba(np.asfortranarray(row.astype(np.float64)))  # validated and converted first
         np.testing.assert_array_equal(p.predict_proba(row), slow)
-        assert p._fast["predict_proba"] is not False
+        assert (p._fast32 if dtype == np.float32 else p._fast)["predict_proba"] is not False
         assert_scores(p.predict_proba(row), model.predict_proba(X[:1]))
     big = np.full((1, X.shape[1]), np.finfo(np.float64).max / 2)  # finite, though their sum overflows
     assert_scores(p.predict_proba(big), model.predict_proba(big))

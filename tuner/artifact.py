@@ -37,8 +37,8 @@ from .plan import Plan
 log = logging.getLogger(__name__)
 
 FORMAT = "tunebird-artifact"
-# 4: a plan's tasks may read several values ("sources": parallel branches); written only then, so chain
-#    plans stay readable by tunebirds that read 3.  3: a task graph equal to the model's graph is not stored
+# 4: a plan's tasks may read several values ("sources": parallel branches), a plan may serve float32
+#    inputs only ("float32_input"); written only then, so other plans stay readable by tunebirds that read 3.  3: a task graph equal to the model's graph is not stored
 #    twice ("graph": "model"); identical graphs share one file.  2: model artifacts hold each task's graph.
 #    1: a slice of the model's chain.
 FORMAT_VERSION = 4
@@ -64,7 +64,7 @@ def _pack(kind: str, meta: dict[str, Any], files: dict[str, bytes]) -> bytes:
     from . import __version__
 
     hashes = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
-    branched = any("sources" in p for p in meta.get("plans", ()))
+    branched = any("sources" in p or p.get("float32_input") for p in meta.get("plans", ()))
     manifest = {
         "format": FORMAT, "format_version": FORMAT_VERSION if branched else CHAIN_FORMAT_VERSION, "kind": kind, "tunebird_version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "device": _device_json(), **meta,
@@ -190,6 +190,8 @@ def model_artifact_bytes(model: ConvertedModel, plans: Sequence[Plan], *, tuned:
             info = {"tuned_batch": plan.tuned_batch, "tasks": tasks}
             if not plan.is_chain:
                 info["sources"] = [list(s) for s in plan.task_sources()]
+            if plan.float32_input:
+                info["float32_input"] = True
             plan_infos.append(info)
     meta = {
         "model": {"source": model.source, "hash": model.content_hash(), "methods": list(model.head.methods)},
@@ -239,6 +241,7 @@ def read_model_artifact(data: bytes, *, expected_sha256: str | None = None,
         for plan in manifest["plans"]:
             tasks = tuple(_load_task(info, payload, _task_graph(info, payload, model, graphs), Path(tmp), what)
                           for info in plan["tasks"])
-            plans.append(Plan(tasks, plan.get("tuned_batch"), sources=plan.get("sources")))
+            plans.append(Plan(tasks, plan.get("tuned_batch"), sources=plan.get("sources"),
+                              float32_input=bool(plan.get("float32_input"))))
     log.debug("loaded %s (%d plans) built on %s", what, len(plans), manifest.get("device", {}).get("cpu_model"))
     return model, plans, bool(manifest.get("tuned"))

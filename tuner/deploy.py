@@ -54,13 +54,13 @@ def model_keys(model: Any, conv: ConvertedModel) -> list[str]:
     return keys
 
 
-def index_bytes(conv: ConvertedModel, plans: Sequence[tuple[int, Sequence[tuple[Graph, str, str]], Any]]) -> bytes:
-    """A model index: the IR and, per tuned batch, the plan's tasks as (graph, workload hash, config hash) and
-    what each task reads (None: a chain)."""
+def index_bytes(conv: ConvertedModel, plans: Sequence[tuple[int, Sequence[tuple[Graph, str, str]], Any, bool]]) -> bytes:
+    """A model index: the IR and, per tuned plan, its batch size, its tasks as (graph, workload hash, config
+    hash), what each task reads (None: a chain) and whether it serves float32 inputs only."""
     files = {"model.ir": conv.to_bytes()}
     names = {content_hash(conv.graph): MODEL_GRAPH}  # each distinct graph stored (and decoded) once
     infos = []
-    for batch, tasks, sources in plans:
+    for batch, tasks, sources, float32_input in plans:
         entries = []
         for graph, workload, config_hash in tasks:
             h = content_hash(graph)
@@ -71,6 +71,8 @@ def index_bytes(conv: ConvertedModel, plans: Sequence[tuple[int, Sequence[tuple[
         info = {"tuned_batch": int(batch), "tasks": entries}
         if sources is not None and tuple(map(tuple, sources)) != chain_sources(len(tasks)):
             info["sources"] = [list(s) for s in sources]
+        if float32_input:
+            info["float32_input"] = True
         infos.append(info)
     return _pack("index", {"model": {"source": conv.source, "hash": conv.content_hash()}, "plans": infos}, files)
 
@@ -110,7 +112,8 @@ def _from_index(db: Any, key: str, fp: str, what: str) -> Predictor | None:
                 return None
             tasks.append(load_task_artifact(db.fetch_artifact(task_art), graph,
                                             what=f"artifact for {graph.summary()[:40]} at batch {b}"))
-        plans.append(Plan(tuple(tasks), tuned_batch=b, sources=info.get("sources")))
+        plans.append(Plan(tuple(tasks), tuned_batch=b, sources=info.get("sources"),
+                          float32_input=bool(info.get("float32_input"))))
     return Predictor(model, plans, tuned=True, origin="records") if plans else None
 
 
@@ -160,12 +163,14 @@ def load(model_or_path: Any, *, db: Any = None, device: Device | str | None = No
     return Predictor(conv, plans, tuned=True, origin="records")
 
 
-def best_plans(conv: ConvertedModel, db: Any, fp: str) -> dict[int, tuple[float, list[tuple[Any, Any]]]]:
-    """Per batch size with a complete plan in the records: (summed latency, [(task, artifact record)])."""
-    from .partition import enumerate_partitions
+def best_plans(conv: ConvertedModel, db: Any, fp: str) -> dict[tuple[int, bool], tuple[float, list[tuple[Any, Any]]]]:
+    """Per batch size with a complete plan in the records, ``(batch, False)``: the fastest plan exact for every
+    input, and ``(batch, True)``: the fastest for float32 inputs only, when it is faster still; each as
+    (summed latency, [(task, artifact record)])."""
+    from .partition import enumerate_partitions, needs_float32
 
-    options: dict[int, tuple[float, list[tuple[Any, Any]]]] = {}
-    for part in enumerate_partitions(conv.graph):
+    options: dict[tuple[int, bool], tuple[float, list[tuple[Any, Any]]]] = {}
+    for part in enumerate_partitions(conv.graph, float32_input=True):
         per_task = []
         for t in part:
             best: dict[int, tuple[float, Any]] = {}
@@ -177,10 +182,14 @@ def best_plans(conv: ConvertedModel, db: Any, fp: str) -> dict[int, tuple[float,
                 if art.batch_size not in best or lat < best[art.batch_size][0]:
                     best[art.batch_size] = (lat, art)
             per_task.append(best)
+        f32 = needs_float32(part)
         for b in set.intersection(*(set(d) for d in per_task)) if per_task else ():
             total = sum(d[b][0] for d in per_task)
-            if b not in options or total < options[b][0]:
-                options[b] = (total, [(t, d[b][1]) for t, d in zip(part, per_task)])
+            if (b, f32) not in options or total < options[(b, f32)][0]:
+                options[(b, f32)] = (total, [(t, d[b][1]) for t, d in zip(part, per_task)])
+    for b, f32 in list(options):
+        if f32 and ((b, False) not in options or options[(b, True)][0] >= options[(b, False)][0]):
+            del options[(b, True)]  # kept only beside an exact plan, and only when faster
     return options
 
 
@@ -188,10 +197,10 @@ def _plans_from_records(conv: ConvertedModel, db: Any, fp: str) -> list[Plan]:
     from .partition import sources_of
 
     plans = []
-    for b, (_, picks) in sorted(best_plans(conv, db, fp).items()):
+    for (b, f32), (_, picks) in sorted(best_plans(conv, db, fp).items()):
         tasks = tuple(
             load_task_artifact(db.fetch_artifact(art), t.graph, what=f"artifact for {t.summary()[:40]} at batch {b}")
             for t, art in picks
         )
-        plans.append(Plan(tasks, tuned_batch=b, sources=sources_of([t for t, _ in picks])))
+        plans.append(Plan(tasks, tuned_batch=b, sources=sources_of([t for t, _ in picks]), float32_input=f32))
     return plans

@@ -83,7 +83,8 @@ def export_onnx(predictor: Any, path: str | Path | None = None, *, method: str |
             "of numbers only, so models with string inputs cannot be exported")
     if batch_size is not None and (not isinstance(batch_size, (int, np.integer)) or batch_size < 1):
         raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
-    plan = predictor.plans[-1] if batch_size is None else predictor.plan_for(int(batch_size))
+    exact = [p for p in predictor.plans if not p.float32_input]  # the graph takes any float X
+    plan = exact[-1] if batch_size is None else predictor.plan_for(int(batch_size))
     tasks, configs = list(plan.tasks), [dict(t.config.to_json()) for t in plan.tasks]
     task_sources = plan.task_sources()
     not_torch = [c for c in configs if get_backend(c["backend"]).family != "torch"]

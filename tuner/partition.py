@@ -11,6 +11,7 @@ each partitioned the same way; identical sub-graphs hash alike and are tuned onc
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -70,6 +71,7 @@ class Task:
 
     graph: Graph
     inputs: tuple[int, ...] | None = None
+    float32_input: bool = False  # of a partition exact only for inputs of float32 values (strategies.precision)
 
     @property
     def ops(self) -> tuple[Op, ...]:
@@ -270,20 +272,24 @@ def side_config(threads: int, batch_size: int) -> Mapping[str, Any]:
     return {"backend": "torch", "threads": threads, "batch_size": batch_size}
 
 
-def enumerate_partitions(graph: Graph, rewrites: bool = True) -> list[list[Task]]:
+def enumerate_partitions(graph: Graph, rewrites: bool = True, float32_input: bool = False) -> list[list[Task]]:
     """The fusion choices: for each exact rewrite of the graph (when ``rewrites``) and the graph itself, the
     whole graph as one task, split around its main operator, or cut into one branch per ensemble member
-    (:func:`split_members`; each member whole, and each split around its own main op).
+    (:func:`split_members`; each member whole, and each split around its own main op).  With
+    ``float32_input``, also the same for each of those graphs rewritten to compare in float32
+    (``strategies.precision``; its tasks marked ``float32_input``: plans of them serve float32 inputs only).
 
     (Post-transform fusion is a config field, ``fuse_post``, of the task that owns it.)
     """
     from strategies.fusion import rewrites as fusion_rewrites
+    from strategies.precision import float32_input_graph
 
     # the rewrites first: their tasks are tuned first when the budget is short
-    graphs = (fusion_rewrites(graph) if rewrites else []) + [graph]
+    exact = (fusion_rewrites(graph) if rewrites else []) + [graph]
+    narrow = [n for n in (float32_input_graph(g) for g in exact) if n is not None] if float32_input else []
     out: list[list[Task]] = []
     seen: set[tuple] = set()
-    for g in graphs:
+    for g, f32 in [(n, True) for n in narrow] + [(g, False) for g in exact]:
         choices = [[Task(g)]]
         parts = split_graph(g)
         if parts is not None and len(parts) > 1:
@@ -297,7 +303,9 @@ def enumerate_partitions(graph: Graph, rewrites: bool = True) -> list[list[Task]
             if finer is not None:
                 choices.append(finer)
         for part in choices:
-            key = tuple((t.workload_hash, t.inputs) for t in part)
+            if f32:
+                part = [dataclasses.replace(t, float32_input=True) for t in part]
+            key = tuple((t.workload_hash, t.inputs, t.float32_input) for t in part)
             if key not in seen:
                 seen.add(key)
                 out.append(part)
@@ -318,6 +326,11 @@ def _split_each(tasks: list[Task]) -> list[Task] | None:
             out.append(Task(g, srcs if j == 0 else (len(out) - 1,)))
         new_index[i] = len(out) - 1
     return out
+
+
+def needs_float32(tasks: list[Task]) -> bool:
+    """Whether a partition is exact only for inputs of float32 values."""
+    return any(t.float32_input for t in tasks)
 
 
 def sources_of(tasks: list[Task]) -> tuple[tuple[int, ...], ...]:

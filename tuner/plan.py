@@ -60,11 +60,13 @@ def run_steps(steps: Sequence[Callable[[np.ndarray], np.ndarray]], sources: Sequ
 @dataclass
 class Plan:
     """Compiled tasks covering the graph's ops; ``tuned_batch`` is the batch size it was chosen for;
-    ``sources`` what each task reads (None: a chain)."""
+    ``sources`` what each task reads (None: a chain); ``float32_input``: the plan computes the model exactly
+    only for inputs whose values are all float32 values (the Predictor gives it float32 arrays only)."""
 
     tasks: tuple[CompiledTask, ...]
     tuned_batch: int | None = None
     sources: tuple[Sources, ...] | None = None
+    float32_input: bool = False  # exact only for inputs of float32 values (``strategies.precision``)
 
     def __post_init__(self) -> None:
         self.tasks = tuple(self.tasks)

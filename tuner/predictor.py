@@ -97,21 +97,26 @@ class Predictor:
 
     def __repr__(self) -> str:
         cfgs = "; ".join(
-            f"batch {p.tuned_batch or 'any'}: " + " + ".join(f"{c['strategy']}@{c['backend']}" for c in p.configs())
+            f"batch {p.tuned_batch or 'any'}{' (float32 inputs)' if p.float32_input else ''}: " + " + ".join(f"{c['strategy']}@{c['backend']}" for c in p.configs())
             for p in self.plans
         )
         return f"<Predictor {self.model.source} ({'tuned' if self.tuned else 'untuned'}) {cfgs}>"
 
     # ---- running
-    def plan_for(self, n: int) -> Plan:
-        if len(self.plans) == 1 or n <= 0:
-            return self.plans[0]
-        return min(self.plans, key=lambda p: abs(math.log(max(n, 1)) - math.log(p.tuned_batch or n)))
+    def plan_for(self, n: int, float32: bool = False) -> Plan:
+        """The plan for a call of ``n`` rows: tuned for the nearest batch size (log scale); with ``float32``
+        (the rows are float32 values), plans exact for those only count too, and win a tie."""
+        plans = self.plans if float32 else self._exact
+        if len(plans) == 1 or n <= 0:
+            return plans[0]
+        return min(plans, key=lambda p: (abs(math.log(max(n, 1)) - math.log(p.tuned_batch or n)), not p.float32_input))
 
     def _call(self, method: str, X: Any) -> np.ndarray:
-        fast = self._fast.get(method)
+        is32 = type(X) is np.ndarray and X.dtype == np.float32
+        cache = self._fast32 if is32 else self._fast
+        fast = cache.get(method)
         if fast is None:
-            fast = self._fast[method] = self._fast_path(method)
+            fast = cache[method] = self._fast_path(method, is32)
         if fast is not False and type(X) is np.ndarray and X.ndim == 2 and X.shape[1] == fast[1] \
                 and X.flags.c_contiguous and 0 < X.shape[0] <= fast[2] \
                 and (X.dtype == fast[0] or (X.dtype == np.float32 and fast[0] == np.float64)) \
@@ -120,18 +125,20 @@ class Predictor:
             # into a float64 program), one plan serving it, and nothing to validate: the model accepts any
             # float, or it refuses NaN / inf and every value is finite
             return fast[4](fast[3](X if X.dtype == fast[0] else X.astype(fast[0])))
+        float32 = is32 or _is_float32(X)
         X = as_2d_float(X, self.model.input, what=self.model.source)
         source = self.model.head.source(method)
-        return self.model.head.finish(method, self.run(X, source))
+        return self.model.head.finish(method, self.run(X, source, float32=float32))
 
-    def _fast_path(self, method: str) -> tuple | bool:
+    def _fast_path(self, method: str, float32: bool = False) -> tuple | bool:
         """(dtype, width, max rows, program, finish, any float allowed) for inputs that need no conversion, or
-        False.  Rows up to ``max rows`` use the plan for one row, and it is a single program."""
+        False.  Rows up to ``max rows`` use the plan for one row, and it is a single program.  ``float32``:
+        for float32 arrays (plans exact for those only may serve them)."""
         spec, head = self.model.input, self.model.head
         if spec.ndim != 2 or spec.columns is not None:
             return False
-        plan = self.plan_for(1)
-        if len(plan.tasks) != 1 or any(self.plan_for(n) is not plan for n in (1, 2)):
+        plan = self.plan_for(1, float32)
+        if len(plan.tasks) != 1 or any(self.plan_for(n, float32) is not plan for n in (1, 2)):
             return False
         task = plan.tasks[0]
         source = head.source(method)
@@ -140,7 +147,7 @@ class Predictor:
         program = task.program(source)
         if getattr(program, "n_features", spec.n_features) != spec.n_features:
             return False
-        rows = 1 if len(self.plans) > 1 else task.config["batch_size"]
+        rows = 1 if len(self.plans if float32 else self._exact) > 1 else task.config["batch_size"]
 
         def finish(value: np.ndarray) -> np.ndarray:
             return head.finish(method, value)
@@ -148,12 +155,13 @@ class Predictor:
         return (np.dtype(program.input_dtype), spec.n_features, rows, program, finish,
                 spec.allow_nan and spec.allow_inf)
 
-    def run(self, X: np.ndarray, output: str = "out") -> np.ndarray:
-        """The graph's ``out`` (or ``raw``) value for a validated 2-D float array."""
+    def run(self, X: np.ndarray, output: str = "out", *, float32: bool = False) -> np.ndarray:
+        """The graph's ``out`` (or ``raw``) value for a validated 2-D float array; ``float32``: every value of
+        ``X`` is a float32 value (then plans exact for those only may run it)."""
         n = X.shape[0]
         if n == 0:
             return np.zeros((0, self.model.graph.n_outputs), dtype=np.float64)
-        return self.plan_for(n).run(X, output)
+        return self.plan_for(n, float32).run(X, output)
 
     def warm_up(self) -> "Predictor":
         """Build every program the model's methods need (compilation happens lazily otherwise)."""
@@ -198,6 +206,12 @@ class Predictor:
 
         model, plans, tuned = read_model_artifact(data, expected_sha256=expected_sha256, what=what)
         return cls(model, plans, tuned=tuned, origin="artifact")
+
+
+def _is_float32(X: Any) -> bool:
+    """Whether ``X`` holds float32 values only: a float32 array or tensor (not a frame: its columns convert
+    one by one)."""
+    return str(getattr(X, "dtype", "")) in ("float32", "torch.float32")
 
 
 def _all_finite(x: np.ndarray) -> bool:

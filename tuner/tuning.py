@@ -32,8 +32,8 @@ from .artifact import ARTIFACT_FORMAT, task_artifact_bytes
 from .deploy import index_bytes, load, model_keys, store_index  # noqa: F401  - load: tuner.tuning.load stays
 from .job import Budget, Job, TuneContext
 from .measure import MeasureResult, MeasureSettings, Measurer, make_task_inputs
-from .partition import (Task, enumerate_partitions, run_reference, sources_of, structure_hash, unique_tasks,
-                        verified)
+from .partition import (Task, enumerate_partitions, needs_float32, run_reference, sources_of, structure_hash,
+                        unique_tasks, verified)
 from .report import JobReport, TuneReport, _fmt_s
 from .scheduler import TaskScheduler, make_scheduler
 from .search import SearchSettings, SearchStrategy, make_search
@@ -97,7 +97,11 @@ def tune(
 ) -> TuneReport:
     """Tune ``model`` for this machine at each batch size and store trials and winning artifacts in ``db``.
 
-    ``X``: sample inputs (else synthetic rows drawn from the model's own thresholds).
+    ``X``: sample inputs (else synthetic rows drawn from the model's own thresholds).  A float32 ``X``
+    (array, tensor or all-float32 frame) says the model will be served float32 rows: then plans that are
+    exact for float32 values only are tuned too (float64-comparing tree ensembles, LightGBM's and
+    HistGradientBoosting's, compared in float32: ``strategies.precision``), kept beside the exact plan when
+    faster, and the Predictor gives them float32 arrays only.
     ``batch_sizes``: the default tunes a plan for single rows, for 1,024-row
     calls and for large batches (65,536 rows, the plan a call of 10,000 rows or
     more uses), so large batches are not served by a small batch's plan in chunks.
@@ -153,9 +157,10 @@ def tune(
         finally:
             bar.close()
         t_searched = time.monotonic()
-        chosen, tuned_lat = _choose(partitions, jobs, batches)
+        chosen, narrow, tuned_lat = _choose(partitions, jobs, batches)
         build_s = {(j.task.workload_hash, j.batch, c.key): r.build_s for j in jobs for c, r in j.measured.values()}
-        stored, skipped = _cache_winners(conv, database, device, chosen, measurer, budget, build_s)
+        stored, skipped = _cache_winners(conv, database, device, [*chosen.items(), *narrow.items()], measurer,
+                                         budget, build_s)
         if chosen and not skipped:
             _store_index(model, conv, database, device, chosen)
         t_built = time.monotonic()
@@ -175,7 +180,7 @@ def tune(
     return TuneReport(
         model=conv.source, device=device.summary(), db=database.url, jobs=[_job_report(j, default) for j in jobs],
         tuned_latency_s=tuned_lat, default_latency_s=default_lat,
-        chosen={b: [dict(cfg) for _, cfg in parts] for b, parts in chosen.items()},
+        chosen={b: [dict(cfg) for _, cfg in narrow.get(b, parts)] for b, parts in chosen.items()},
         trials_measured=budget.used_trials, seconds=time.monotonic() - t0, artifacts=stored,
         time_s={"prepare": t_prepared - t0, "search": t_searched - t_prepared, "builds": t_built - t_searched},
         skipped_builds=skipped,
@@ -193,7 +198,7 @@ def _jobs(conv: ConvertedModel, X: Any, database: Any, batches: list[int], threa
         Xs = np.asarray(as_2d_float(X, conv.input, what=conv.source), dtype=np.float64)
         if len(Xs) == 0:
             raise ValueError("X has no rows: give sample inputs, or None for synthetic ones")
-    partitions = verified(enumerate_partitions(conv.graph), conv.graph, Xs)
+    partitions = verified(enumerate_partitions(conv.graph, float32_input=holds_float32(X)), conv.graph, Xs)
     tasks = unique_tasks(partitions)
     for t in tasks:
         database.register_workload(WorkloadRecord(t.workload_hash, t.summary(), tuple(op.kind for op in t.ops)))
@@ -227,6 +232,18 @@ def _jobs(conv: ConvertedModel, X: Any, database: Any, batches: list[int], threa
     return partitions, jobs, default
 
 
+def holds_float32(X: Any) -> bool:
+    """Whether sample inputs ``X`` are float32 (an array, tensor or all-float32 frame): the model will
+    then be served float32 rows, and plans exact for those only are tuned too."""
+    if X is None:
+        return False
+    dtype = getattr(X, "dtype", None)
+    if dtype is not None:
+        return str(dtype) in ("float32", "torch.float32")
+    dtypes = getattr(X, "dtypes", None)
+    return dtypes is not None and len(dtypes) > 0 and all(str(d) == "float32" for d in dtypes)
+
+
 def _inputs_factory(task: Task, X: np.ndarray, batch: int):
     return lambda: make_task_inputs(task.graph, X, batch, output="out")
 
@@ -246,22 +263,28 @@ def _job_report(job: Job, default: Config) -> JobReport:
 
 
 def _choose(partitions: list[list[Task]], jobs: list[Job], batches: list[int]):
-    """Per batch, the partition whose tasks' best latencies sum lowest, with each task's best config."""
+    """Per batch, the partition whose tasks' best latencies sum lowest, with each task's best config: among
+    the partitions exact for every input (``chosen``), and among those exact for float32 inputs only when
+    one is faster (``narrow``); ``latency``: the faster of the two."""
     by_key = {(j.task.workload_hash, j.batch): j for j in jobs}
     chosen: dict[int, list[tuple[Task, Config]]] = {}
+    narrow: dict[int, list[tuple[Task, Config]]] = {}
     latency: dict[int, float] = {}
     for b in batches:
-        best_total, best_part = math.inf, None
+        best: dict[bool, tuple[float, list]] = {}
         for part in partitions:
             picks = [by_key[(t.workload_hash, b)].best for t in part]
             if any(p is None for p in picks):
                 continue
             total = sum(p[1].median_s for p in picks)
-            if total < best_total:
-                best_total, best_part = total, [(t, p[0]) for t, p in zip(part, picks)]
-        if best_part is not None:
-            chosen[b], latency[b] = best_part, best_total
-    return chosen, latency
+            f32 = needs_float32(part)
+            if f32 not in best or total < best[f32][0]:
+                best[f32] = (total, [(t, p[0]) for t, p in zip(part, picks)])
+        if False in best:
+            latency[b], chosen[b] = best[False]
+            if True in best and best[True][0] < best[False][0]:
+                latency[b], narrow[b] = best[True]
+    return chosen, narrow, latency
 
 
 def _build_reserve(jobs: Sequence[Job], budget: Budget) -> float:
@@ -280,14 +303,14 @@ def _needed_outputs(conv: ConvertedModel, last: bool) -> list[str]:
     return sorted({conv.head.source(m) for m in conv.methods}) if last else ["out"]
 
 
-def _cache_winners(conv: ConvertedModel, db: Any, device: Device, chosen: Mapping[int, list], measurer: Any,
+def _cache_winners(conv: ConvertedModel, db: Any, device: Device, chosen: Sequence[tuple[int, list]], measurer: Any,
                    budget: Budget, build_s: Mapping[tuple, float | None]) -> tuple[int, int]:
     """Build each chosen (task, batch) winner once more and store its artifact: in the measurer's worker
     when it can build (killed at the run's hard deadline), else here.  A build its measured build time
     says would pass the hard deadline is not started.  Returns (stored, skipped)."""
     stored = skipped = 0
     can_build = hasattr(measurer, "build")
-    for b, parts in chosen.items():
+    for b, parts in chosen:
         for i, (task, cfg) in enumerate(parts):
             if db.get_artifact(task.workload_hash, device.fingerprint, b, cfg.key, ARTIFACT_FORMAT):
                 continue
@@ -323,8 +346,8 @@ def _store_index(model: Any, conv: ConvertedModel, db: Any, device: Device, chos
     from .deploy import best_plans
 
     plans = [(b, [(t.graph, t.workload_hash, art.config_hash) for t, art in picks],
-              sources_of([t for t, _ in picks]))
-             for b, (_, picks) in sorted(best_plans(conv, db, device.fingerprint).items())]
+              sources_of([t for t, _ in picks]), f32)
+             for (b, f32), (_, picks) in sorted(best_plans(conv, db, device.fingerprint).items())]
     if plans:
         store_index(db, device, model_keys(model, conv), conv.source, index_bytes(conv, plans))
 
