@@ -3,8 +3,9 @@ output)."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import numpy as np
 
@@ -158,6 +159,37 @@ class Head:
             return np.argmax(value, axis=1).astype(value.dtype)
         return one if (self.squeeze and k == 1) else value
 
+    def finisher(self, method: str) -> Callable[[np.ndarray], Any]:
+        """``finish`` for ``method`` as one function (the calls of single rows take the shortest way)."""
+        self.check_method(method)
+        if self.task == "classifier" and method == "predict_proba" and not self.views and not self.splits \
+                and self.classes is not None and self.classes.size == 2:
+            def pair(value: np.ndarray) -> np.ndarray:
+                if value.shape == (1, 1):  # 1 - p in float64 rounds once to p's dtype, as 1 - value does
+                    p = float(value[0, 0])
+                    return np.array([[1.0 - p, p]], dtype=value.dtype)
+                return self.finish(method, value)
+            return pair
+        if self.task == "classifier" and method == "predict" and not self.views and not self.splits \
+                and self.classes is not None and self.classes.size == 2 and self.label_rule != "indicator_gt_half":
+            rule, classes = self.label_rule, self.classes
+
+            def label(value: np.ndarray) -> np.ndarray:
+                if value.shape != (1, 1):
+                    return self.finish(method, value)
+                v = float(value[0, 0])  # NaN fails every comparison: class 0, as the arrays' rules give
+                if rule == "raw_gt0":
+                    j = v > 0
+                elif rule == "raw_ge0":
+                    j = v >= 0
+                elif rule == "out_gt_half":
+                    j = v > 0.5
+                else:  # the arg-max of [1 - v, v]: 1 - v is exact wherever the comparison is close (v near 1/2)
+                    j = v > 1.0 - v
+                return classes[int(j): int(j) + 1].copy()
+            return label
+        return functools.partial(self.finish, method)
+
     def _label_index(self, value: np.ndarray) -> np.ndarray:
         if self.classes.size == 1:  # fitted on one class (a forest): always that class
             return np.zeros(value.shape[0], dtype=np.intp)
@@ -169,7 +201,8 @@ class Head:
                 return (v >= 0).astype(np.intp)
             if self.label_rule == "out_gt_half":
                 return (v > 0.5).astype(np.intp)
-            return np.argmax(np.column_stack([1 - v, v]), axis=1)
+            with np.errstate(invalid="ignore"):  # arg-max of [1 - v, v]: the first of equal maxima, 0 for NaN
+                return (v > 1 - v).astype(np.intp)
         return np.argmax(value, axis=1)
 
 

@@ -158,3 +158,22 @@ def test_linear_head_and_input_checks():
         reference.predict(model, np.array([[np.inf, 0.0]]))
     with pytest.raises(AttributeError, match="no method 'transform'"):
         reference.predict(model, x, "transform")
+
+
+@pytest.mark.parametrize("rule", ["argmax", "raw_gt0", "raw_ge0", "out_gt_half"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_single_row_finishers_give_what_finish_gives(rule, dtype):
+    """``Head.finisher`` takes a shorter way for one row of a binary classifier: same values, dtype, class."""
+    head = Head("classifier", ("predict", "predict_proba"), classes=np.array(["no", "yes"]), label_rule=rule)
+    near_half = [np.nextafter(dtype(0.5), dtype(d)) for d in (-1, 1)]
+    values = [0.0, -0.0, 0.5, 1.0, -1.0, 1e-40, -1e-40, 0.25, 0.75, np.nan, np.inf, -np.inf, *near_half,
+              *np.random.default_rng(0).random(200)]
+    for method in ("predict", "predict_proba"):
+        fast = head.finisher(method)
+        for v in values:
+            value = np.array([[v]], dtype=dtype)
+            want, got = head.finish(method, value), fast(value)
+            assert got.dtype == want.dtype and got.shape == want.shape, (method, v)
+            np.testing.assert_array_equal(got, want, err_msg=f"{method} {rule} {v!r}")
+        many = np.array([[0.2], [0.7], [np.nan]], dtype=dtype)  # more rows: the general way
+        np.testing.assert_array_equal(fast(many), head.finish(method, many))

@@ -112,28 +112,28 @@ class Predictor:
         return min(plans, key=lambda p: (abs(math.log(max(n, 1)) - math.log(p.tuned_batch or n)), not p.float32_input))
 
     def _call(self, method: str, X: Any) -> np.ndarray:
-        is32 = type(X) is np.ndarray and X.dtype == np.float32
-        cache = self._fast32 if is32 else self._fast
-        fast = cache.get(method)
-        if fast is None:
-            fast = cache[method] = self._fast_path(method, is32)
-        if fast is not False and type(X) is np.ndarray and X.ndim == 2 and X.shape[1] == fast[1] \
-                and X.flags.c_contiguous and 0 < X.shape[0] <= fast[2] \
-                and (X.dtype == fast[0] or (X.dtype == np.float32 and fast[0] == np.float64)) \
-                and (fast[5] or _all_finite(X)):
-            # the small-batch fast path: an array the one task's program takes as it is (or exactly, float32
-            # into a float64 program), one plan serving it, and nothing to validate: the model accepts any
-            # float, or it refuses NaN / inf and every value is finite
-            return fast[4](fast[3](X if X.dtype == fast[0] else X.astype(fast[0])))
-        float32 = is32 or _is_float32(X)
+        if type(X) is np.ndarray:
+            dt = X.dtype
+            if dt is _F32 or dt is _F64:
+                cache = self._fast32 if dt is _F32 else self._fast
+                fast = cache.get(method)
+                if fast is None:
+                    fast = cache[method] = self._fast_path(method, dt is _F32)
+                if fast is not False:
+                    y = fast(X)
+                    if y is not None:
+                        return y
+        float32 = _is_float32(X)
         X = as_2d_float(X, self.model.input, what=self.model.source)
         source = self.model.head.source(method)
         return self.model.head.finish(method, self.run(X, source, float32=float32))
 
-    def _fast_path(self, method: str, float32: bool = False) -> tuple | bool:
-        """(dtype, width, max rows, program, finish, any float allowed) for inputs that need no conversion, or
-        False.  Rows up to ``max rows`` use the plan for one row, and it is a single program.  ``float32``:
-        for float32 arrays (plans exact for those only may serve them)."""
+    def _fast_path(self, method: str, float32: bool = False) -> Any:
+        """For arrays of one dtype (float32 with ``float32``, else float64): a function that runs the one
+        program of the plan for one row on an array (cast to the program's dtype, as the validated path
+        would) and finishes its value, or returns None when the array needs the validated path (another
+        width, more rows than that plan serves, not C-contiguous, NaN / inf the model refuses); False when
+        no single program serves small calls."""
         spec, head = self.model.input, self.model.head
         if spec.ndim != 2 or spec.columns is not None:
             return False
@@ -145,15 +145,23 @@ class Predictor:
         if task.program_key(source) != source:  # an unfused post-transform runs after the program
             return False
         program = task.program(source)
-        if getattr(program, "n_features", spec.n_features) != spec.n_features:
+        width = spec.n_features
+        if getattr(program, "n_features", width) != width:
             return False
         rows = 1 if len(self.plans if float32 else self._exact) > 1 else task.config["batch_size"]
+        dtype = np.dtype(program.input_dtype)
+        cast = dtype != (_F32 if float32 else _F64)  # what the validated path's conversion does too
+        finish = head.finisher(method)
+        any_float = spec.allow_nan and spec.allow_inf
 
-        def finish(value: np.ndarray) -> np.ndarray:
-            return head.finish(method, value)
+        def run(X: np.ndarray) -> Any:
+            shape = X.shape
+            if len(shape) != 2 or shape[1] != width or not 0 < shape[0] <= rows or not X.flags.c_contiguous \
+                    or not (any_float or _all_finite(X)):
+                return None
+            return finish(program(X.astype(dtype) if cast else X))
 
-        return (np.dtype(program.input_dtype), spec.n_features, rows, program, finish,
-                spec.allow_nan and spec.allow_inf)
+        return run
 
     def run(self, X: np.ndarray, output: str = "out", *, float32: bool = False) -> np.ndarray:
         """The graph's ``out`` (or ``raw``) value for a validated 2-D float array; ``float32``: every value of
@@ -206,6 +214,9 @@ class Predictor:
 
         model, plans, tuned = read_model_artifact(data, expected_sha256=expected_sha256, what=what)
         return cls(model, plans, tuned=tuned, origin="artifact")
+
+
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 
 
 def _is_float32(X: Any) -> bool:
