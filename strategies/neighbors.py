@@ -160,14 +160,21 @@ def heap_select(d: torch.Tensor, k: int, levels: int) -> tuple[torch.Tensor, tor
         vals, idx = vals[:, :k], idx[:, :k]
     if bool(ambiguous.any()):
         rows = ambiguous.nonzero().squeeze(1)
-        da = d.index_select(0, rows)
-        order = heap_candidates(da, k)
-        inf = torch.zeros_like(da[:, :1]) + float("inf")
-        cd = torch.where(order < m, da.gather(1, order.clamp(max=m - 1)), inf)
-        hv, hi = heap_push_all(cd, k, levels)
+        hv, hi = replay_heap(d.index_select(0, rows), k, levels)
         vals = vals.index_copy(0, rows, hv)
-        idx = idx.index_copy(0, rows, order.gather(1, hi).clamp(max=m - 1))
+        idx = idx.index_copy(0, rows, hi)
     return vals, idx
+
+
+def replay_heap(da: torch.Tensor, k: int, levels: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``(vals, idx)``: scikit-learn's heap replayed over the rows ``da`` of reduced distances (the training
+    rows that may enter it, :func:`heap_candidates`, pushed in order); ``idx`` are training-row indices."""
+    m = da.shape[1]
+    order = heap_candidates(da, k)
+    inf = torch.zeros_like(da[:, :1]) + float("inf")
+    cd = torch.where(order < m, da.gather(1, order.clamp(max=m - 1)), inf)
+    hv, hi = heap_push_all(cd, k, levels)
+    return hv, order.gather(1, hi).clamp(max=m - 1)
 
 
 def sort_rows(vals: torch.Tensor, idx: torch.Tensor,
@@ -206,12 +213,7 @@ def heap_neighbors(d: torch.Tensor, k: int, levels: int) -> Tuple[torch.Tensor, 
     on_y, on_x = idx, idx.clone()  # distinct tensors: a trace tells a script's outputs apart by identity
     if bool(tied.any()):
         rows = tied.nonzero().squeeze(1)
-        da = d.index_select(0, rows)
-        order = heap_candidates(da, k)
-        inf = torch.zeros_like(da[:, :1]) + float("inf")
-        cd = torch.where(order < m, da.gather(1, order.clamp(max=m - 1)), inf)
-        hv, hi = heap_push_all(cd, k, levels)
-        hi = order.gather(1, hi).clamp(max=m - 1)
+        hv, hi = replay_heap(d.index_select(0, rows), k, levels)
         rv, ri = heap_push_all(hv, k, levels)
         xv, xi = sort_rows(hv, hi)
         _, yi = sort_rows(rv, hi.gather(1, ri))

@@ -5,7 +5,6 @@ every backend the SVM strategies serve, compiled, tuned and saved."""
 
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 import pytest
@@ -18,34 +17,13 @@ from strategies import reference
 from strategies import svm as svm_strategies
 from strategies.ir.svm import PairwiseCoupling
 from strategies.sampling import sample_inputs
+from test_svm import _data as svm_data
+from test_svm import _fit, check
 from tolerances import assert_same_labels, assert_scores
 
 
-def _fit(model, X, y=None):
-    with warnings.catch_warnings():  # probability=True is deprecated in scikit-learn 1.9 (still supported)
-        warnings.simplefilter("ignore", FutureWarning)
-        return model.fit(X, y) if y is not None else model.fit(X)
-
-
 def _data(n=120, f=5, k=3, seed=0):
-    rng = np.random.RandomState(seed)
-    X = rng.normal(size=(n, f))
-    y = (X[:, 0] + 0.5 * rng.normal(size=n) > 0).astype(int) + (X[:, 1] > 0.5) * (k > 2) + (X[:, 2] > 1) * (k > 3)
-    return X, y
-
-
-def check(model, X, backend="torch", what="", **knobs):
-    """Every method of ``model``: compiled vs scikit-learn, and the reference oracle vs scikit-learn."""
-    pred = tuner.compile(model, backend=backend, **knobs)
-    conv = strategies.convert(model)
-    for method in conv.methods:
-        want = getattr(model, method)(X)
-        for got, who in ((getattr(pred, method)(X), backend), (reference.predict(conv, X, method), "reference")):
-            if method == "predict" and conv.head.task in ("classifier", "outlier"):
-                assert_same_labels(got, want, f"{what} {method} ({who})")
-            else:
-                assert_scores(got, want, what=f"{what} {method} ({who})")
-    return pred
+    return svm_data(n=n, f=f, k=k, seed=seed)
 
 
 # --------------------------------------------------------------------------- probability=True: predict skips coupling
