@@ -335,3 +335,45 @@ def test_string_pipeline_tuned_from_parquet_by_the_cli_then_loaded_from_a_frame_
     rows = serve.drop(columns="label")
     assert_scores(proba, model.predict_proba(rows), what="tuned pipeline, fresh process")
     np.testing.assert_array_equal(labels, model.predict(rows))
+
+
+def test_small_calls_run_the_plan_tuned_for_their_size():
+    """A predictor with plans for 1, 64 and 1,024 rows: every call of a plain array (the fast path up to
+    ``FAST_ROWS`` rows, the validated path beyond) runs the program of ``plan_for(n)`` and gives what that
+    plan's validated run gives."""
+    from strategies.compile import CompiledTask, resolve_config
+    from tuner.plan import Plan
+    from tuner.predictor import FAST_ROWS, Predictor
+
+    model = ZOO["xgb_binary_nan"]()
+    conv = strategies.convert(model)
+    plans = []
+    for batch, strategy in ((1, "tree_traversal"), (64, "gemm"), (1024, "perfect_tree_traversal")):
+        cfg = resolve_config(conv.graph, {"strategy": strategy, "backend": "torch", "threads": 1, "batch_size": batch})
+        plans.append(Plan((CompiledTask(conv.graph, cfg),), tuned_batch=batch))
+    p = Predictor(conv, plans, tuned=True)
+    calls: list[int] = []
+    for i, plan in enumerate(p.plans):
+        task = plan.tasks[0]
+        program = task.program(conv.head.source("predict_proba"))
+
+        class Spy:
+            def __init__(self, inner, index):
+                self.inner, self.index = inner, index
+                self.input_dtype, self.n_features = inner.input_dtype, getattr(inner, "n_features", None)
+
+            def __call__(self, x):
+                calls.append(self.index)
+                return self.inner(x)
+
+        task.programs[task.program_key(conv.head.source("predict_proba"))] = Spy(program, i)
+    X = data(FAST_ROWS + 10, conv.input.n_features, nan=0.05, seed=3)
+    for n in (1, 2, 7, 8, 9, 63, 64, 255, 256, 257, 1024, FAST_ROWS, FAST_ROWS + 1):
+        rows = np.ascontiguousarray(X[:n])
+        want_plan = p.plan_for(n)
+        calls.clear()
+        got = p.predict_proba(rows)
+        assert set(calls) == {p.plans.index(want_plan)}, (n, calls)
+        want = conv.head.finish("predict_proba", want_plan.run(rows, conv.head.source("predict_proba")))
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(p.predict_proba(rows.astype(np.float32)), p.predict_proba(rows.astype(np.float32).tolist()))

@@ -129,37 +129,48 @@ class Predictor:
         return self.model.head.finish(method, self.run(X, source, float32=float32))
 
     def _fast_path(self, method: str, float32: bool = False) -> Any:
-        """For arrays of one dtype (float32 with ``float32``, else float64): a function that runs the one
-        program of the plan for one row on an array (cast to the program's dtype, as the validated path
-        would) and finishes its value, or returns None when the array needs the validated path (another
-        width, more rows than that plan serves, not C-contiguous, NaN / inf the model refuses); False when
-        no single program serves small calls."""
+        """For arrays of one dtype (float32 with ``float32``, else float64): a function that runs a small
+        call (up to ``FAST_ROWS`` rows) as the one program of the plan for its row count (cast to the
+        program's dtype, as the validated path would) and finishes its value, or returns None when the
+        array needs the validated path (another width, a plan of several tasks or an unfused
+        post-transform, more rows than the plan's batch size, not C-contiguous, NaN / inf the model
+        refuses); False when the model's input is not one plain array."""
         spec, head = self.model.input, self.model.head
         if spec.ndim != 2 or spec.columns is not None:
             return False
-        plan = self.plan_for(1, float32)
-        if len(plan.tasks) != 1 or any(self.plan_for(n, float32) is not plan for n in (1, 2)):
-            return False
-        task = plan.tasks[0]
         source = head.source(method)
-        if task.program_key(source) != source:  # an unfused post-transform runs after the program
-            return False
-        program = task.program(source)
         width = spec.n_features
-        if getattr(program, "n_features", width) != width:
-            return False
-        rows = 1 if len(self.plans if float32 else self._exact) > 1 else task.config["batch_size"]
-        dtype = np.dtype(program.input_dtype)
-        cast = dtype != (_F32 if float32 else _F64)  # what the validated path's conversion does too
         finish = head.finisher(method)
         any_float = spec.allow_nan and spec.allow_inf
+        wanted = _F32 if float32 else _F64
+        programs: dict[int, Any] = {}  # rows -> the program call for them, or None
+
+        def program_for(n: int) -> Any:
+            plan = self.plan_for(n, float32)
+            if len(plan.tasks) != 1:
+                return None
+            task = plan.tasks[0]
+            if task.program_key(source) != source or n > task.config["batch_size"]:
+                return None  # an unfused post-transform runs after the program; larger calls are chunked
+            program = task.program(source)
+            if getattr(program, "n_features", width) != width:
+                return None
+            dtype = np.dtype(program.input_dtype)
+            if dtype == wanted:
+                return program
+            return lambda X: program(X.astype(dtype))  # what the validated path's conversion does too
 
         def run(X: np.ndarray) -> Any:
             shape = X.shape
-            if len(shape) != 2 or shape[1] != width or not 0 < shape[0] <= rows or not X.flags.c_contiguous \
-                    or not (any_float or _all_finite(X)):
+            if len(shape) != 2 or shape[1] != width or not 0 < shape[0] <= FAST_ROWS or not X.flags.c_contiguous:
                 return None
-            return finish(program(X.astype(dtype) if cast else X))
+            n = shape[0]
+            program = programs.get(n, _UNSET)
+            if program is _UNSET:
+                program = programs[n] = program_for(n)
+            if program is None or not (any_float or _all_finite(X)):
+                return None
+            return finish(program(X))
 
         return run
 
@@ -217,6 +228,8 @@ class Predictor:
 
 
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+_UNSET = object()
+FAST_ROWS = 4096  # calls of at most this many rows of a plain array take the fast path (one program per size)
 
 
 def _is_float32(X: Any) -> bool:
