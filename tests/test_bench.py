@@ -14,7 +14,7 @@ import pytest
 
 from bench.__main__ import main
 from bench.peers import SYSTEMS, TUNEBIRD
-from bench.report import headline_cell, markdown, plots_unavailable, ratio_text, write_all
+from bench.report import combined_cell, combined_table, headline_cell, markdown, plots_unavailable, ratio_text, write_all
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -201,3 +201,14 @@ def test_ydf_refuses_what_from_sklearn_cannot_convert():
         with pytest.raises(NotApplicable) as info:
             convert(model)
         assert info.value.status == "unsupported" and named in str(info.value), str(info.value)
+
+
+def test_the_readme_table_puts_ns_per_tree_level_beside_the_ratio():
+    trees = {"trees": 100, "levels": 800}
+    ahead = _entry({"native": _ok(4e-3), "onedal": _ok(2.31e-3)}, _ok(1e-3, threads=2), trees=trees)
+    behind = {**_entry({"native": _ok(4e-3), "onedal": _ok(5e-4)}, _ok(1e-3, threads=1)), "name": "linear"}
+    lines = combined_table({"models": [ahead, behind]})
+    # 1e9 * 2 threads / (1,024,000 rows/s * 800 levels) = 2.44 ns
+    assert lines[2] == "| m | 100 · 800 | **2.31x** oneDAL · 2.44 ns |"
+    assert lines[3] == "| linear | – | 0.50x oneDAL |"
+    assert combined_cell(headline_cell(_entry({"native": _ok(4e-3)}, None, trees=trees), 1024)) == "not tuned"

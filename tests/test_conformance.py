@@ -97,7 +97,7 @@ def test_quickscorer(name):
 def test_tree_lanes(name):
     check(name, "tree_lanes", "tvm-tir", n=40)
     check(name, "tree_lanes", "tvm-tir", n=40, lanes=8, interleave=1, x_lookup="gather", unroll=False)
-    check(name, "tree_lanes", "tvm-tir", n=300, interleave=8, rows_per_block=64)
+    check(name, "tree_lanes", "tvm-tir", n=300, interleave=8, rows_per_block=64, prefetch=2)
 
 
 @pytest.mark.parametrize("backend", ["torch", "torchscript", "tvm", "tvm-tir"])

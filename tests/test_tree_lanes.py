@@ -68,8 +68,8 @@ def mixed_depths(seed: int, **kw) -> TreeEnsemble:
 KNOBS = [
     {},
     {"lanes": 8, "interleave": 1, "unroll": False},
-    {"interleave": 8, "x_lookup": "gather"},
-    {"interleave": 4, "rows_per_block": 64, "unroll": False},
+    {"interleave": 8, "x_lookup": "gather", "prefetch": 2},
+    {"interleave": 4, "rows_per_block": 64, "unroll": False, "prefetch": 1},
 ]
 
 
@@ -100,6 +100,24 @@ def test_wide_rows_gather_their_values() -> None:
     assert TreeLanes.redundant_reason(op, {"x_lookup": "permute"}, 1)
     assert_close(build(op, {})(X), want, "permute asked")
     assert_close(build(op, {"x_lookup": "gather"})(X), want, "gather")
+
+
+def test_prefetching_wide_rows() -> None:
+    """300 float32 features (19 cache lines a row): prefetching rows ahead, to the last row and past a block's
+    end, on one thread and two; tree_lanes suggests prefetch at every batch size for such rows."""
+    op = random_ensemble(7, n_trees=37, depth=7, n_features=300, post=PostTransform("sigmoid"))
+    X = inputs(op, 1003, seed=4)
+    want = reference.evaluate_op(op, X)
+    for threads, knobs in ((1, {"prefetch": 1}), (1, {"prefetch": 4, "rows_per_block": 64}),
+                           (2, {"prefetch": 2, "interleave": 4})):
+        prog = build(op, {"x_lookup": "gather", **knobs}, threads=threads)
+        assert_close(prog(X), want, f"{threads} thread(s) {knobs}")
+        assert_close(prog(X[:3]), want[:3], f"{threads} thread(s) {knobs}, 3 rows")
+    for batch in (1, 1024, 100_000):
+        assert any(k.get("prefetch") for k in TreeLanes.suggestions(op, batch)), batch
+    narrow = random_ensemble(7, n_trees=37, depth=7, n_features=20)
+    assert TreeLanes.suggestions(narrow, 1024) == []
+    assert not any(k.get("prefetch") for k in TreeLanes.suggestions(narrow, 1))
 
 
 def test_parallel_row_blocks() -> None:

@@ -4,6 +4,7 @@ Loop nest, outermost first (``parallel`` marks the loop run by TVM's thread pool
 
     for block in blocks(n, B):                      # parallel over row blocks when "rows"
       for row in block:
+        prefetch row + prefetch (every cache line of it; when the knob is set)
         copy the row as [x, -x] (2F values, padded to whole permute chunks)
         for run (trees of one walk length, a multiple of V):
           for tile of ``interleave`` groups of V trees:
@@ -46,6 +47,7 @@ class LanesOptions:
     unroll: bool
     x_lookup: str  # permute | gather
     simd: str  # avx512 | avx2 | generic
+    prefetch: int = 0  # rows ahead whose input lines are prefetched at the start of each row (0: none)
 
 
 def permute_width(n_features: int, simd: str, lanes: int) -> int:
@@ -220,6 +222,8 @@ class _LanesGen(_Gen):
                     acc = T.alloc_buffer((K * V,), self.ad, scope="global")
                     with T.serial(0, T.min(B, n - b * B)) as r:
                         row = b * B + r
+                        if self.opt.prefetch:
+                            self.prefetch_row(row + self.opt.prefetch, n, F)
                         if tab.x_block:  # the row as [x, -x]
                             self.fill_row(row)
                             self.rowoff = self.bc(0)
