@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", nargs="+", default=list(models.SPECS), metavar="NAME",
                    help=f"suite models (default: all): {', '.join(models.SPECS)}")
     p.add_argument("--batch-sizes", nargs="+", type=int, default=list(ALL_BATCH_SIZES), metavar="N",
-                   help="batch sizes (default: 1 64 1024 10000 100000; capped for epsilon and bosch)")
+                   help="batch sizes (default: 1 64 1024 10000 100000; capped at 10000 for svc_rbf and knn)")
     p.add_argument("--db", default=None, help="tuning database (default: OUT/bench.db)")
     p.add_argument("--out", default=str(DEFAULT_OUT), help="where tables, JSON and plots go (default: bench/results)")
     p.add_argument("--models-cache", default=None, help="trained synthetic models (default: OUT/models)")

@@ -173,7 +173,6 @@ def _knn() -> Any:
     return make_pipeline(StandardScaler(), KNeighborsClassifier(n_neighbors=5)).fit(X, _classes(s, 4))
 
 
-_LARGE = "inputs of 100,000 rows would take 0.4-0.8 GB per batch"
 _PAIRWISE = "every row is compared with 5,000 fitted rows: 100,000-row calls take seconds for every system"
 
 
@@ -200,10 +199,8 @@ SPECS: dict[str, ModelSpec] = {
     for s in (
         ModelSpec("higgs", "Treebeard higgs: XGBoost, 100 trees, depth 8, 28 features", "xgboost"),
         ModelSpec("airline", "Treebeard airline: XGBoost, 100 trees, depth 8, 13 features", "xgboost"),
-        ModelSpec("epsilon", "Treebeard epsilon: XGBoost, 100 trees, depth 8, 2000 features", "xgboost",
-                  max_batch=10_000, max_batch_reason=_LARGE),
-        ModelSpec("bosch", "Treebeard bosch: XGBoost, 100 trees, depth 8, 968 features", "xgboost",
-                  max_batch=10_000, max_batch_reason=_LARGE),
+        ModelSpec("epsilon", "Treebeard epsilon: XGBoost, 100 trees, depth 8, 2000 features", "xgboost"),
+        ModelSpec("bosch", "Treebeard bosch: XGBoost, 100 trees, depth 8, 968 features", "xgboost"),
         ModelSpec("rf", "RandomForestClassifier: 500 trees, depth 8, binary", "sklearn", train=_rf,
                   params="rf 500 d8 20k s1"),
         ModelSpec("rf_deep", "RandomForestClassifier: 100 trees, depth 16, binary", "sklearn", train=_rf_deep,
