@@ -245,6 +245,9 @@ def _all_finite(x: np.ndarray) -> bool:
             return math.isfinite(math.fsum(x.ravel().tolist()))
         except (OverflowError, ValueError):  # finite values past the float range, or inf - inf
             return False
+    with np.errstate(over="ignore", invalid="ignore"):  # a finite sum says "no NaN, no inf"; else look closer
+        if np.isfinite(np.sum(x, dtype=np.float64)):
+            return True
     return bool(np.isfinite(x).all())
 
 
