@@ -98,6 +98,10 @@ def test_tree_lanes(name):
     check(name, "tree_lanes", "tvm-tir", n=40)
     check(name, "tree_lanes", "tvm-tir", n=40, lanes=8, interleave=1, x_lookup="gather", unroll=False)
     check(name, "tree_lanes", "tvm-tir", n=300, interleave=8, rows_per_block=64, prefetch=2)
+    try:
+        check(name, "tree_lanes", "tvm-tir", n=300, layout="perfect", interleave=4, x_lookup="gather", prefetch=1)
+    except InvalidConfigError as e:  # trees deeper than the perfect layout pads to
+        assert "layout='perfect'" in str(e), e
 
 
 @pytest.mark.parametrize("backend", ["torch", "torchscript", "tvm", "tvm-tir"])

@@ -23,7 +23,7 @@ from strategies.ir import PostTransform, Tree, TreeEnsemble
 from strategies.sampling import sample_inputs
 from strategies.testing import as_model, random_ensemble
 from strategies.trees._lanes_kernel import RECORD, lanes_buffers
-from strategies.trees._tir_layout import build_tables
+from strategies.trees._tir_layout import build_tables, pad_trees
 from strategies.trees.tree_lanes import TreeLanes
 from tuner.measure import MeasureSettings
 from zoo import ZOO, data
@@ -70,6 +70,8 @@ KNOBS = [
     {"lanes": 8, "interleave": 1, "unroll": False},
     {"interleave": 8, "x_lookup": "gather", "prefetch": 2},
     {"interleave": 4, "rows_per_block": 64, "unroll": False, "prefetch": 1},
+    {"layout": "perfect"},
+    {"layout": "perfect", "lanes": 8, "x_lookup": "gather", "interleave": 4, "unroll": False, "prefetch": 1},
 ]
 
 
@@ -171,6 +173,27 @@ def test_knob_reasons() -> None:
     wide = random_ensemble(0, n_trees=20, depth=4, compare_dtype="float64")
     assert "float32" in TreeLanes.redundant_reason(wide, {"x_lookup": "permute"}, 2)
     assert TreeLanes.suggestions(op, 1) and TreeLanes.suggestions(op, 4096) == []
+    assert TreeLanes.invalid_reason(op, {"layout": "perfect"}) is None
+    deep = random_ensemble(0, n_trees=3, depth=13)
+    assert "at most 12" in TreeLanes.invalid_reason(deep, {"layout": "perfect"})
+    assert TreeLanes.invalid_reason(deep, {}) is None
+
+
+def test_perfect_records_hold_the_perfect_tables() -> None:
+    """Perfect records: feature and threshold of node i of tree t at record t * (2**depth - 1) + i; trees padded
+    to whole vectors with zero trees; no root table."""
+    op = random_ensemble(3, n_trees=20, depth=5)
+    tab = build_tables(pad_trees(op, 16), "perfect", x_block=0)
+    assert tab.n_trees == 32 and tab.stride == 31
+    bufs = lanes_buffers(tab)
+    assert set(bufs) == {"node", "leaf", "tree_column"}
+    node = bufs["node"].reshape(-1, RECORD)
+    n = 32 * 31
+    np.testing.assert_array_equal(node[:n, 0], tab.feature[:n])
+    np.testing.assert_array_equal(node[:n, 1].view(np.float32), tab.threshold[:n])
+    assert not node[:, 2].any()
+    X = inputs(op, 50, seed=1)
+    assert_close(build(op, {"layout": "perfect"})(X), reference.evaluate_op(op, X), "20 trees in 2 vectors")
 
 
 class PreferLanes(HeuristicCostModel):

@@ -241,6 +241,18 @@ def by_depth(op: TreeEnsemble, min_steps: int = 1,
     return op, tuple(segments)
 
 
+def pad_trees(op: TreeEnsemble, multiple: int) -> TreeEnsemble:
+    """``op`` with single-leaf trees of value 0 (to output column 0) appended up to a multiple of ``multiple``
+    trees, in its own order (the sums are unchanged)."""
+    from dataclasses import replace
+
+    extra = -op.n_trees % multiple
+    if not extra:
+        return op
+    out = None if op.tree_output is None else np.concatenate([op.tree_output, np.zeros(extra, op.tree_output.dtype)])
+    return replace(op, trees=op.trees + (_zero_tree(op.trees[0].value.shape[1]),) * extra, tree_output=out)
+
+
 def _zero_tree(width: int) -> Tree:
     return Tree(feature=np.array([-1]), threshold=np.zeros(1), left=np.array([-1]), right=np.array([-1]),
                 missing_left=np.zeros(1, bool), value=np.zeros((1, width)))

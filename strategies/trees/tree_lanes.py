@@ -36,11 +36,13 @@ from ..base import Knob, Strategy, TirKernel, register
 from ..ir import Op, TreeEnsemble
 from ._lanes_kernel import LanesOptions, generate, lanes_buffers, permute_width
 from ._tir_kernel import CACHE_LINE, Epilogue
-from ._tir_layout import KernelTables, build_tables
+from ._tir_layout import KernelTables, build_tables, pad_trees, perfect_nbytes
 from .common import ensemble_reason, single_ensemble
 
 MAX_PERMUTE_COLUMNS = 128  # [x, -x] entries an in-register lookup reads (4 permutes of 32 + selects)
 MAX_ACC_BYTES = 1 << 20  # per-thread accumulators: n_outputs x lanes
+MAX_PERFECT_DEPTH = 12
+MAX_PERFECT_BYTES = 64 << 20  # perfect tables past this are refused (the sparse layout serves such forests)
 WIDE_ROW_LINES = 16  # rows over this many cache lines are "wide": tree_lanes with prefetch serves every batch size
 
 
@@ -72,6 +74,10 @@ class TreeLanes(Strategy):
         Knob("unroll", (True, False), True, "unroll each run's walk (its steps become straight-line code)"),
         Knob("rows_per_block", (16, 64, 256), 16, "rows per block: the unit of row parallelism"),
         Knob("parallel", ("rows", "none"), "rows", "loop run by TVM's thread pool: row blocks, or none"),
+        Knob("layout", ("sparse", "perfect"), "sparse",
+             "node records: sparse (any depth; each step reads the child slot) or perfect (trees padded to the "
+             f"deepest, up to depth {MAX_PERFECT_DEPTH}; children at 2i+1 and 2i+2, no child read, a third of the "
+             "sparse records for full trees)"),
         Knob("prefetch", (0, 1, 2, 4), 0,
              "rows ahead whose every cache line is prefetched as each row starts (wide rows: their first gathers "
              "would miss the cache); 0: none"),
@@ -90,6 +96,12 @@ class TreeLanes(Strategy):
         width = 1 if op.tree_output is not None else op.n_outputs
         if max(op.n_outputs, width) * k["lanes"] * 8 > MAX_ACC_BYTES:
             return f"{op.n_outputs} outputs x {k['lanes']} lanes of accumulators exceed the scratch budget"
+        if k["layout"] == "perfect":
+            if op.max_depth > MAX_PERFECT_DEPTH:
+                return f"layout='perfect' pads trees to their depth, at most {MAX_PERFECT_DEPTH}; this one has depth {op.max_depth}"
+            if perfect_nbytes(op) > MAX_PERFECT_BYTES:
+                return (f"layout='perfect' would take {perfect_nbytes(op) / 2**20:.0f} MB of tables "
+                        f"(at most {MAX_PERFECT_BYTES >> 20} MB)")
         return None
 
     @classmethod
@@ -110,8 +122,8 @@ class TreeLanes(Strategy):
             # row-lane gathers touch as many rows' lines as lanes; one row's walk reuses its own lines, and
             # prefetching the next row's lines hides the memory latency (epsilon, 2,000 features, 1,024 and
             # 10,000 rows from memory: 1.7-1.8x the walk without prefetch on one core)
-            wanted = [{"interleave": 4, "prefetch": 1}, {"interleave": 4, "prefetch": 2},
-                      {"interleave": 8, "prefetch": 1}]
+            wanted = [{"interleave": 4, "prefetch": 1}, {"layout": "perfect", "interleave": 4, "prefetch": 1},
+                      {"interleave": 4, "prefetch": 2}, {"interleave": 8, "prefetch": 1}]
             if batch_size > 1:
                 wanted.append({"interleave": 4, "prefetch": 1, "rows_per_block": 64 if batch_size < 4096 else 256})
             if batch_size <= 64:
@@ -123,7 +135,7 @@ class TreeLanes(Strategy):
         if not can_permute(op):
             wanted = [{**k, "x_lookup": "gather"} for k in wanted]
         fine = [k for k in wanted if cls.invalid_reason(op, k) is None and cls.redundant_reason(op, k, 2) is None]
-        return fine[:4] if wide_rows(op) else fine[:3]
+        return fine[:5] if wide_rows(op) else fine[:3]
 
     @classmethod
     def kernel(cls, op: TreeEnsemble, knobs: Mapping[str, Any], *, output: str, threads: int,
@@ -142,7 +154,10 @@ class TreeLanes(Strategy):
             lanes = 8  # a 16-lane gather is two 8-lane ones (no AVX-512, or 64-bit records): same code, fewer registers
         permute = k["x_lookup"] == "permute" and can_permute(op)
         # a gather reads x itself (no per-row copy of [x, -x]: wide rows pay 2F stores per row for it)
-        tables = build_tables(op, "sparse", x_block=1 if permute else 0, multiple=lanes)
+        if k["layout"] == "perfect":
+            tables = build_tables(pad_trees(op, lanes), "perfect", x_block=1 if permute else 0)
+        else:
+            tables = build_tables(op, "sparse", x_block=1 if permute else 0, multiple=lanes)
         opts = LanesOptions(lanes=lanes, interleave=k["interleave"], rows_per_block=k["rows_per_block"],
                             parallel=k["parallel"] if threads > 1 else "none", unroll=k["unroll"],
                             x_lookup="permute" if permute else "gather", simd=simd, prefetch=k["prefetch"])
