@@ -170,6 +170,7 @@ def test_knob_reasons() -> None:
     assert TreeLanes.redundant_reason(op, {"interleave": 4}, 1)  # interleave 2 already walks both vectors
     assert TreeLanes.redundant_reason(op, {"interleave": 2}, 1) is None
     assert TreeLanes.redundant_reason(op, {"parallel": "none"}, 1)
+    assert "cache lines" in TreeLanes.redundant_reason(op, {"prefetch": 1}, 2)
     wide = random_ensemble(0, n_trees=20, depth=4, compare_dtype="float64")
     assert "float32" in TreeLanes.redundant_reason(wide, {"x_lookup": "permute"}, 2)
     assert TreeLanes.suggestions(op, 1) and TreeLanes.suggestions(op, 4096) == []

@@ -111,6 +111,9 @@ class TreeLanes(Strategy):
             return "with one thread the kernel has no parallel loop: every 'parallel' value builds the same code"
         if k["x_lookup"] == "permute" and not can_permute(op):
             return "x_lookup='permute' needs float32 compares and at most 64 features: it builds the gather's code"
+        if k["prefetch"] and not wide_rows(op):
+            return (f"prefetch is for rows over {WIDE_ROW_LINES} cache lines; the hardware prefetcher brings a "
+                    f"{op.n_features}-feature row's lines, and the searched variants would only repeat prefetch 0")
         groups = -(-op.n_trees // k["lanes"])
         if k["interleave"] > 1 and k["interleave"] // 2 >= groups:
             return f"interleave {k['interleave']}: the {groups} vector(s) of {k['lanes']} trees fit a smaller interleave"
