@@ -9,7 +9,12 @@ looping on themselves; each node one 16- or 32-byte record), so every step is
 a few gathers from one cache line per lane for ``lanes`` independent walks, and ``interleave`` vectors are in flight at once.  Trees
 are ordered by depth and cut into runs walked to their own depth, each padded
 to whole vectors with zero trees.  The row is held as ``[x, -x]``, so a node's
-value is an in-register permute (``x_lookup="permute"``) or a gather.
+value is an in-register permute (``x_lookup="permute"``) or a gather.  With
+``layout="perfect"`` trees are padded to the deepest (up to depth 12) and a lane
+holds its node's position: children at ``2i+1`` and ``2i+2``, no child read.
+``prefetch=k`` prefetches every cache line of the row ``k`` ahead as each row
+starts: wide rows (epsilon's 2,000 features are 125 lines) otherwise pay a cache
+miss on each line their walks first touch.
 
 Exactness.  Every node is the predicate ``P = s * x[f] <= u`` of ``common.py``,
 evaluated in the compare dtype like every other strategy (NaN fails, so it
@@ -23,7 +28,9 @@ Where it pays.  Batches of one row to a few dozen, on forests whose tables
 miss the cache: one core scores a row of the bench's 100-tree depth-16 forest
 (15 MB of tables) in ~5.2 us through the Predictor, where the scalar sparse
 walk takes 8 us and ONNX Runtime (2 threads) 7-9 us.  On small ensembles the
-scalar walk is as fast; for large batches the row-lane kernels win.
+scalar walk is as fast; for large batches of narrow rows the row-lane kernels
+win.  Wide rows (over 16 cache lines) at every batch size: a row-lane gather
+touches one line of each of 16 rows, where a row's own walk reuses its lines.
 """
 
 from __future__ import annotations
