@@ -225,3 +225,30 @@ def test_tune_at_batch_one_and_rows_the_tuner_never_saw(tmp_path: Path) -> None:
             np.testing.assert_allclose(p.predict_proba(X[i : i + 1]), model.predict_proba(X[i : i + 1]),
                                        rtol=1e-5, atol=1e-5)
         np.testing.assert_array_equal(p.predict(X), model.predict(X))
+
+
+def test_wide_rows_tuned_at_1024_with_prefetch_and_the_perfect_layout(tmp_path: Path) -> None:
+    """An XGBoost model on 300 features (19 cache lines a row): tree_lanes' wide-row suggestions (prefetch,
+    perfect layout) are measured at 1,024 rows, and the tuned winner equals XGBoost on rows it never saw."""
+    import xgboost as xgb
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(3000, 300)).astype(np.float32)
+    X[rng.random(X.shape) < 0.02] = np.nan
+    y = (np.nan_to_num(X[:, 0]) + np.nan_to_num(X[:, 150]) - np.nan_to_num(X[:, 299]) > 0).astype(int)
+    model = xgb.XGBClassifier(n_estimators=40, max_depth=6, tree_method="hist", random_state=0).fit(X, y)
+    db = f"sqlite:///{tmp_path / 'wide.db'}"
+    fast = MeasureSettings(warmup=1, min_repeats=3, min_seconds=0.02, timeout_s=120)
+    tuner.tune(model, X[:2000], db=db, batch_sizes=(1024,), trials=4, threads=1, progress=False,
+               backends=("tvm-tir",), cost_model=PreferLanes(), measure_settings=fast)
+    with records.open_database(db) as d:
+        trials = [t for t in d.trials() if t.config["strategy"] == "tree_lanes"]
+    assert trials and all(t.status.value == "ok" for t in trials), [(t.config, t.error) for t in trials]
+    knobs = [t.config["knobs"] for t in trials]
+    assert any(k["prefetch"] for k in knobs) and any(k["layout"] == "perfect" for k in knobs), knobs
+    pred = tuner.load(model, db=db)
+    unseen = X[2000:]
+    for n in (1, 37, 1000):
+        np.testing.assert_allclose(pred.predict_proba(unseen[:n]), model.predict_proba(unseen[:n]), rtol=1e-5,
+                                   atol=1e-6)
+        np.testing.assert_array_equal(pred.predict(unseen[:n]), model.predict(unseen[:n]))
