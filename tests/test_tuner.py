@@ -377,3 +377,23 @@ def test_small_calls_run_the_plan_tuned_for_their_size():
         want = conv.head.finish("predict_proba", want_plan.run(rows, conv.head.source("predict_proba")))
         np.testing.assert_array_equal(got, want)
         np.testing.assert_array_equal(p.predict_proba(rows.astype(np.float32)), p.predict_proba(rows.astype(np.float32).tolist()))
+
+
+def test_float32_rows_are_timed_as_float32(tmp_path):
+    """tune's X is float32: the tasks reading the model's input are measured on float32 batches (no cast a
+    deployed float32 call would not pay), checked against the float64 reference of the same values."""
+    from tuner.tuning import _jobs
+
+    model = ZOO["sk_pipeline_scaler_logistic"]()
+    conv = strategies.convert(model)
+    X = data(300, conv.input.n_features, seed=4)
+    with records.open_database(f"sqlite:///{tmp_path / 'd.db'}") as db:
+        for given, want in ((X, np.float64), (X.astype(np.float32), np.float32)):
+            _, jobs, _ = _jobs(conv, given, db, [64], None, ("torch",))
+            whole = [j for j in jobs if len(j.task.graph.ops) == len(conv.graph.ops)]  # reads the model's input
+            assert whole and all(j.inputs().batches[0].dtype == want for j in whole), given.dtype
+    tuner.tune(model, X.astype(np.float32), db=f"sqlite:///{tmp_path / 't.db'}", batch_sizes=(64,), trials=2,
+               progress=False, backends=("torch",))
+    p = tuner.load(model, db=f"sqlite:///{tmp_path / 't.db'}")
+    X32 = X.astype(np.float32)
+    np.testing.assert_allclose(p.predict_proba(X32), model.predict_proba(X32.astype(np.float64)), rtol=1e-5, atol=1e-7)

@@ -91,7 +91,8 @@ def make_task_inputs(task: Graph | Sequence[Op], X: np.ndarray, batch_size: int,
         n_batches = min(n_batches, 2)
     rng = np.random.default_rng(seed)
     batches = [np.ascontiguousarray(X[rng.integers(0, len(X), size=batch_size)]) for _ in range(n_batches)]
-    v = reference.evaluate(graph, batches[0], output=output)
+    first = batches[0]  # float32 rows (a model served float32) are checked against the float64 reference
+    v = reference.evaluate(graph, first.astype(np.float64) if first.dtype == np.float32 else first, output=output)
     key = f"{content_hash(graph)[:16]}-{batch_size}-{seed}-{len(X)}-{output}"
     return TaskInputs(key, batches, v, output)
 

@@ -203,6 +203,9 @@ def _jobs(conv: ConvertedModel, X: Any, database: Any, batches: list[int], threa
     for t in tasks:
         database.register_workload(WorkloadRecord(t.workload_hash, t.summary(), tuple(op.kind for op in t.ops)))
     inputs_of = task_inputs(partitions, Xs)
+    if holds_float32(X):  # served float32 rows: tasks reading the model's input are timed on them, as they run
+        x32 = Xs.astype(np.float32)  # exact: Xs holds X's float32 values
+        inputs_of = {h: x32 if v is Xs else v for h, v in inputs_of.items()}
     if threads and max_threads and threads > max_threads:
         raise ValueError(f"threads={threads}, but the measuring workers declare at most {max_threads} threads")
     thread_values = (threads,) if threads else None
