@@ -116,7 +116,8 @@ def test_prefetching_wide_rows() -> None:
         assert_close(prog(X), want, f"{threads} thread(s) {knobs}")
         assert_close(prog(X[:3]), want[:3], f"{threads} thread(s) {knobs}, 3 rows")
     for batch in (1, 1024, 100_000):
-        assert any(k.get("prefetch") for k in TreeLanes.suggestions(op, batch)), batch
+        wanted = TreeLanes.suggestions(op, batch)
+        assert wanted[0].get("prefetch") and any(k.get("layout") == "perfect" for k in wanted), batch
     narrow = random_ensemble(7, n_trees=37, depth=7, n_features=20)
     assert TreeLanes.suggestions(narrow, 1024) == []
     assert not any(k.get("prefetch") for k in TreeLanes.suggestions(narrow, 1))
@@ -228,8 +229,8 @@ def test_tune_at_batch_one_and_rows_the_tuner_never_saw(tmp_path: Path) -> None:
 
 
 def test_wide_rows_tuned_at_1024_with_prefetch_and_the_perfect_layout(tmp_path: Path) -> None:
-    """An XGBoost model on 300 features (19 cache lines a row): tree_lanes' wide-row suggestions (prefetch,
-    perfect layout) are measured at 1,024 rows, and the tuned winner equals XGBoost on rows it never saw."""
+    """An XGBoost model on 300 features (19 cache lines a row): tree_lanes' wide-row suggestions (prefetch first)
+    are measured at 1,024 rows, and the tuned winner equals XGBoost on rows it never saw."""
     import xgboost as xgb
 
     rng = np.random.default_rng(5)
@@ -239,13 +240,13 @@ def test_wide_rows_tuned_at_1024_with_prefetch_and_the_perfect_layout(tmp_path: 
     model = xgb.XGBClassifier(n_estimators=40, max_depth=6, tree_method="hist", random_state=0).fit(X, y)
     db = f"sqlite:///{tmp_path / 'wide.db'}"
     fast = MeasureSettings(warmup=1, min_repeats=3, min_seconds=0.02, timeout_s=120)
-    tuner.tune(model, X[:2000], db=db, batch_sizes=(1024,), trials=4, threads=1, progress=False,
+    tuner.tune(model, X[:2000], db=db, batch_sizes=(1024,), trials=6, threads=1, progress=False,
                backends=("tvm-tir",), cost_model=PreferLanes(), measure_settings=fast)
     with records.open_database(db) as d:
         trials = [t for t in d.trials() if t.config["strategy"] == "tree_lanes"]
     assert trials and all(t.status.value == "ok" for t in trials), [(t.config, t.error) for t in trials]
     knobs = [t.config["knobs"] for t in trials]
-    assert any(k["prefetch"] for k in knobs) and any(k["layout"] == "perfect" for k in knobs), knobs
+    assert any(k["prefetch"] for k in knobs), knobs  # the first wide-row suggestion (how many follow: the search)
     pred = tuner.load(model, db=db)
     unseen = X[2000:]
     for n in (1, 37, 1000):
