@@ -150,7 +150,8 @@ class Predictor:
             if len(plan.tasks) != 1:
                 return None
             task = plan.tasks[0]
-            if task.program_key(source) != source or n > task.config["batch_size"]:
+            chunk = int(task.config.get("batch_size") or 0)  # as run_chunked reads it (0: no chunks)
+            if task.program_key(source) != source or (chunk and n > chunk):
                 return None  # an unfused post-transform runs after the program; larger calls are chunked
             program = task.program(source)
             if getattr(program, "n_features", width) != width:
