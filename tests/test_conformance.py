@@ -102,6 +102,10 @@ def test_tree_lanes(name):
         check(name, "tree_lanes", "tvm-tir", n=300, layout="perfect", interleave=4, x_lookup="gather", prefetch=1)
     except InvalidConfigError as e:  # trees deeper than the perfect layout pads to
         assert "layout='perfect'" in str(e), e
+    try:
+        check(name, "tree_lanes", "tvm-tir", n=300, record="pair", lanes=8, interleave=8, x_lookup="gather")
+    except InvalidConfigError as e:  # float64 compares: no room for the threshold beside the feature
+        assert "record='pair'" in str(e), e
 
 
 @pytest.mark.parametrize("backend", ["torch", "torchscript", "tvm", "tvm-tir"])

@@ -72,6 +72,8 @@ KNOBS = [
     {"interleave": 4, "rows_per_block": 64, "unroll": False, "prefetch": 1},
     {"layout": "perfect"},
     {"layout": "perfect", "lanes": 8, "x_lookup": "gather", "interleave": 4, "unroll": False, "prefetch": 1},
+    {"record": "pair", "lanes": 8, "interleave": 8},
+    {"record": "pair", "lanes": 8, "layout": "perfect", "x_lookup": "gather", "prefetch": 1, "unroll": False},
 ]
 
 
@@ -89,6 +91,9 @@ def test_runs_of_depths_specials_and_outputs(dtype: str) -> None:
         X = inputs(op, 97, seed=len(name))
         want = reference.evaluate_op(op, X)
         for knobs in KNOBS:
+            if dtype == "float64" and knobs.get("record") == "pair":  # a 64-bit threshold has no room beside the feature
+                assert "float32" in TreeLanes.invalid_reason(op, knobs)
+                continue
             prog = build(op, knobs)
             assert_close(prog(X), want, f"{dtype} {name} {knobs}")
             assert_close(prog(X[:1]), want[:1], f"{dtype} {name} {knobs}, one row")
@@ -143,8 +148,10 @@ def test_narrower_cpus(simd: str, monkeypatch: pytest.MonkeyPatch) -> None:
     for dtype in ("float32", "float64"):
         op = mixed_depths(8, compare_dtype=dtype, zero_missing=True, categorical=frozenset({2}))
         X = inputs(op, 70)
-        for knobs in ({}, {"lanes": 8, "x_lookup": "gather"}):
-            prog = build(op, knobs)
+        for knobs in ({}, {"lanes": 8, "x_lookup": "gather"}, {"lanes": 8, "record": "pair"}):
+            if dtype == "float64" and knobs.get("record"):
+                continue
+            prog = build(op, knobs)  # no qword gathers here: the pair record builds the quad record's code
             assert prog.meta["simd"] == simd
             assert_close(prog(X), reference.evaluate_op(op, X), f"{simd} {dtype} {knobs}")
 
@@ -165,6 +172,27 @@ def test_node_records_hold_the_sparse_tables(dtype: str) -> None:
     np.testing.assert_array_equal(node[:n, 3], tab.special[:n])
 
 
+def test_pair_words_hold_feature_and_threshold() -> None:
+    """record='pair': node i's feature word in the low 32 bits of pair[i] (sign bit: the negated column), its
+    threshold's bits in the high 32; child and special words in tables of their own."""
+    op = random_ensemble(4, n_trees=20, depth=6, zero_missing=True, categorical=frozenset({0}))
+    tab = build_tables(op, "sparse", x_block=0, multiple=8)
+    bufs = lanes_buffers(tab, "pair")
+    assert set(bufs) == {"pair", "child", "special", "root", "leaf", "tree_column", "cat_bits"}
+    n = tab.child.size - 64
+    words = bufs["pair"][:n]
+    assert (tab.feature[:n] < 0).any()  # the sign bit survives the packing
+    np.testing.assert_array_equal(words.astype(np.uint64).astype(np.uint32).view(np.int32), tab.feature[:n])
+    np.testing.assert_array_equal((words >> 32).astype(np.int32).view(np.float32), tab.threshold[:n])
+    assert bufs["child"] is tab.child and bufs["special"] is tab.special
+    with pytest.raises(ValueError, match="float64"):
+        lanes_buffers(build_tables(random_ensemble(4, n_trees=4, depth=3, compare_dtype="float64"), "sparse"), "pair")
+    X = inputs(op, 120, seed=6)
+    for knobs in ({"record": "pair", "lanes": 8, "x_lookup": "gather"},
+                  {"record": "pair", "lanes": 8, "layout": "perfect", "interleave": 4}):
+        assert_close(build(op, knobs, threads=2)(X), reference.evaluate_op(op, X), str(knobs))
+
+
 def test_knob_reasons() -> None:
     op = random_ensemble(0, n_trees=20, depth=4)  # two vectors of 16 trees
     assert TreeLanes.invalid_reason(op, {}) is None
@@ -179,6 +207,9 @@ def test_knob_reasons() -> None:
     deep = random_ensemble(0, n_trees=3, depth=13)
     assert "at most 12" in TreeLanes.invalid_reason(deep, {"layout": "perfect"})
     assert TreeLanes.invalid_reason(deep, {}) is None
+    assert "lanes must be 8" in TreeLanes.invalid_reason(op, {"record": "pair"})
+    assert TreeLanes.invalid_reason(op, {"record": "pair", "lanes": 8}) is None
+    assert "float32" in TreeLanes.invalid_reason(wide, {"record": "pair", "lanes": 8})
 
 
 def test_perfect_records_hold_the_perfect_tables() -> None:

@@ -24,7 +24,10 @@ value at a node is an in-register permute of the row's ``[x, -x]``
 nodes (categorical, zero-as-missing) go through the tiled generator's predicate.
 With the perfect layout (trees padded to the deepest) a lane holds the node's
 position ``i`` in its tree: the record is at ``tree * stride + i``, the next
-position ``2i + 2 - P``, and no child word is read.
+position ``2i + 2 - P``, and no child word is read.  With ``record="pair"`` a
+node's feature and threshold are one 64-bit word, read by one 8-lane qword
+gather (AVX-512 ``vpgatherdq``) where the four-word record takes two dword
+gathers; the child and special words are tables of their own.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ class LanesOptions:
     x_lookup: str  # permute | gather
     simd: str  # avx512 | avx2 | generic
     prefetch: int = 0  # rows ahead whose input lines are prefetched at the start of each row (0: none)
+    record: str = "quad"  # quad: four-word node records | pair: (feature, threshold) 64-bit words
 
 
 def permute_width(n_features: int, simd: str, lanes: int) -> int:
@@ -65,12 +69,33 @@ def record_dtype(tab: KernelTables) -> np.dtype:
     return np.dtype(np.int64 if tab.cdtype.itemsize == 8 else np.int32)
 
 
-def lanes_buffers(tab: KernelTables) -> dict[str, np.ndarray]:
+def pair_words(tab: KernelTables) -> np.ndarray:
+    """Each node's feature word (low 32 bits) and threshold bits (high 32 bits) as one int64, ``PAD`` zeros after."""
+    if tab.cdtype.itemsize != 4:
+        raise ValueError(f"pair records hold a 32-bit threshold; these tables compare in {tab.cdtype}")
+    n = min(len(tab.feature), len(tab.threshold))
+    words = np.zeros(n + PAD, np.uint64)
+    words[:n] = (tab.threshold[:n].view(np.uint32).astype(np.uint64) << np.uint64(32)) | \
+        tab.feature[:n].view(np.uint32).astype(np.uint64)
+    return words.view(np.int64)
+
+
+def lanes_buffers(tab: KernelTables, record: str = "quad") -> dict[str, np.ndarray]:
     """The kernel's weight arguments: node records in place of the four per-field tables.
 
-    One gathered record per lane and step is one cache line (records are 16 or
-    32 bytes, aligned), where four separate tables touch four.
+    ``quad``: one gathered record per lane and step is one cache line (records
+    are 16 or 32 bytes, aligned), where four separate tables touch four.
+    ``pair``: (feature, threshold) words (``pair_words``), and the child and
+    special tables as they are.
     """
+    if record == "pair":
+        out = {"pair": pair_words(tab), "leaf": tab.leaf}
+        for name in ("child", "special", "root", "tree_column", "cat_bits"):
+            if getattr(tab, name) is not None:
+                out[name] = getattr(tab, name)
+        return out
+    if record != "quad":
+        raise ValueError(f"record must be 'quad' or 'pair', got {record!r}")
     n = min(len(tab.feature), len(tab.threshold))
     wt = record_dtype(tab)
     node = np.zeros((n + PAD, RECORD), wt)  # (the perfect layout's child word stays 0: 16-byte records measured
@@ -91,7 +116,8 @@ def lanes_buffers(tab: KernelTables) -> dict[str, np.ndarray]:
 
 
 def generate(tab: KernelTables, opt: LanesOptions, epi: Epilogue, buffers: dict[str, np.ndarray]):
-    """The PrimFunc ``main(x, out, *buffers)`` for ``x: (n, F)`` and ``out: (n, K)``; ``buffers``: ``lanes_buffers(tab)``."""
+    """The PrimFunc ``main(x, out, *buffers)`` for ``x: (n, F)`` and ``out: (n, K)``; ``buffers``:
+    ``lanes_buffers(tab, opt.record)``."""
     return _LanesGen(tab, opt, epi, buffers).build()
 
 
@@ -104,6 +130,9 @@ class _LanesGen(_Gen):
         if tab.layout == "perfect" and tab.n_trees % opt.lanes:
             raise ValueError(f"perfect tables for tree lanes need whole vectors of {opt.lanes} trees, got {tab.n_trees}")
         self.perfect = tab.layout == "perfect"
+        self.pair = opt.record == "pair"
+        if self.pair != ("pair" in buffers):
+            raise ValueError(f"record={opt.record!r} needs the buffers of lanes_buffers(tab, {opt.record!r})")
         self._setup(tab, opt, epi, opt.lanes)
         self.buffers = buffers
         self.permute = opt.x_lookup == "permute" and self.x86
@@ -135,18 +164,25 @@ class _LanesGen(_Gen):
         at = self.lanes(w * self.V)
         c = cur[at]
         if self.perfect:  # cur: the node's position in its tree (children at 2i+1, 2i+2)
-            base = (self.lanes(tree0 + w * self.V) * self.bc(self.tab.stride) + c) * self.bc(RECORD)
+            node = self.lanes(tree0 + w * self.V) * self.bc(self.tab.stride) + c
         else:  # cur: the node's slot
-            base = c * self.bc(RECORD)
-        fe = self.field(base, 0)
-        th = T.reinterpret(self.vt(self.cd), self.field(base, 1))
-        sp = self.field(base, 3) if self.tab.special is not None else None
+            node = c
+        if self.pair:
+            word = self.gather(self.pair_words, node)
+            fe = T.Cast(self.vt("int32"), word)  # the low half: truncation keeps the feature word's bits
+            th = T.reinterpret(self.vt(self.cd), T.Cast(self.vt("int32"), word >> self.bc(32, "int64")))
+            sp = self.gather(self.special, node) if self.tab.special is not None else None
+        else:
+            base = node * self.bc(RECORD)
+            fe = self.field(base, 0)
+            th = T.reinterpret(self.vt(self.cd), self.field(base, 1))
+            sp = self.field(base, 3) if self.tab.special is not None else None
         v = self.lookup(self.xt, 0, fe, self.xw) if self.permute else None
         p = self.predicate(fe, th, sp, self.rowoff, v)
         if self.perfect:
             T.buffer_store(cur, c * self.bc(2) + self.bc(2) - T.Cast(self.vt("int32"), p), [at])
         else:
-            ch = self.field(base, 2)
+            ch = self.gather(self.child, node) if self.pair else self.field(base, 2)
             T.buffer_store(cur, ch + self.bc(1) - T.Cast(self.vt("int32"), p), [at])
 
     def tile(self, tree0, groups: int, steps: int, acc, columns) -> None:
@@ -231,8 +267,9 @@ class _LanesGen(_Gen):
                 self.x = T.match_buffer(xh, (n, F), self.cd, align=tab.cdtype.itemsize)
                 self.out = T.match_buffer(oh, (n, K), self.ad, align=tab.adtype.itemsize)
                 for name, arr in self.buffers.items():
-                    setattr(self, name, T.match_buffer(handles[name], (arr.shape[0],), str(arr.dtype)))
-                for name in ("tree_column", "special", "cat_bits", "root"):
+                    attr = "pair_words" if name == "pair" else name
+                    setattr(self, attr, T.match_buffer(handles[name], (arr.shape[0],), str(arr.dtype)))
+                for name in ("tree_column", "special", "cat_bits", "root", "child"):
                     if name not in handles:
                         setattr(self, name, None)
                 self.xi = T.decl_buffer((n * F,), self.it, data=self.x.data)

@@ -450,7 +450,15 @@ class _Gen:
 
     def fill_block(self, block, rows) -> None:
         """Copy ``rows`` rows of the block into the feature-major buffer ``[x, -x]`` (rows past n repeat the last)."""
-        T, B, F = self.T, self.B, self.tab.n_features
+        T, B, F, V = self.T, self.B, self.tab.n_features, self.V
+        if self.x86:  # a vector of rows per feature: one gather and two vector stores (higgs: ~4% of the kernel)
+            with T.serial(0, rows // V) as rv:
+                src = T.min(self.lanes(block * B + rv * V), self.bc(self.n - 1)) * self.bc(F)
+                with T.serial(0, F) as f:
+                    v = self.gather(self.xf, src + self.bc(f))
+                    T.buffer_store(self.xt, v, [self.lanes(f * B + rv * V)])
+                    T.buffer_store(self.xt, -v, [self.lanes((F + f) * B + rv * V)])
+            return
         with T.serial(0, rows) as r:
             src = T.min(block * B + r, self.n - 1)
             with T.serial(0, F) as f:
@@ -537,6 +545,7 @@ class _Gen:
                 for name, arr in tab.buffers().items():
                     setattr(self, name, T.match_buffer(handles[name], (arr.shape[0],), str(arr.dtype)))
                 self.xi = T.decl_buffer((n * F,), self.it, data=x.data)
+                self.xf = T.decl_buffer((n * F,), self.cd, data=x.data)
                 for name in ("child", "root", "tree_column", "special", "cat_bits", "exit"):
                     if name not in handles:
                         setattr(self, name, None)

@@ -156,8 +156,10 @@ class TiledTraversal(Strategy):
             # nodes stay in cache: what 8x longer searches found best at batch 1,024 on higgs and airline)
             # (16 lanes: AVX-512 gathers, 1.2-1.35x the default per core on higgs; the tuner measures it
             # elsewhere too, where it falls back to per-lane loads)
-            wanted = [{"vector_rows": 16}, {}, {"interleave": 8, "rows_per_block": 256},
-                      {"loop_order": "trees_outer", "tree_group": 8}, {"vector_rows": 16, "interleave": 8}]
+            # (eager top 3 levels: 1.04-1.06x vector_rows 16 alone on higgs and airline at 1,024 to 16,384 rows)
+            wanted = [{"vector_rows": 16}, {"vector_rows": 16, "eager_levels": 3}, {},
+                      {"interleave": 8, "rows_per_block": 256}, {"loop_order": "trees_outer", "tree_group": 8},
+                      {"vector_rows": 16, "interleave": 8}]
             per_tree = _table_bytes(op) / max(op.n_trees, 1)
             if per_tree * op.n_trees > GROUP_CACHE_BYTES:
                 # tables beyond the L2: tree groups that fit it, each seeing many rows (rf depth 16: 3.5-4.5x)
