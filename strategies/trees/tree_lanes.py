@@ -14,7 +14,10 @@ value is an in-register permute (``x_lookup="permute"``) or a gather.  With
 holds its node's position: children at ``2i+1`` and ``2i+2``, no child read.
 ``prefetch=k`` prefetches every cache line of the row ``k`` ahead as each row
 starts: wide rows (epsilon's 2,000 features are 125 lines) otherwise pay a cache
-miss on each line their walks first touch.
+miss on each line their walks first touch.  ``record="pair"`` packs a node's
+feature and threshold into one 64-bit word: one 8-lane qword gather reads both,
+where the 16-byte record takes two dword gathers (epsilon at 1,024 rows, 2
+threads, perfect layout, 8 vectors in flight: 2.65 M rows/s against 2.0 M).
 
 Exactness.  Every node is the predicate ``P = s * x[f] <= u`` of ``common.py``,
 evaluated in the compare dtype like every other strategy (NaN fails, so it
