@@ -13,7 +13,8 @@ perfect trees (children at ``2i+1`` / ``2i+2``, no child table; the top
 with child indices for trees too deep to pad, or on a hybrid of the two (a
 perfect top, sparse below).  With ``eager_levels`` every node of the top levels
 is compared at once by plain vector loads.  With ``x_block`` each row block
-is first copied feature-major as ``[x, -x]``.  Comparisons run in the op's
+is first copied feature-major as ``[x, -x]`` (on x86, one gather per feature
+and vector of rows).  Comparisons run in the op's
 compare dtype, sums in float32 (float64 for float64 models); code for special
 nodes (categorical, zero-as-missing) is generated only when the ensemble has
 them.  The output is the raw score or, fused, the post-transform.
