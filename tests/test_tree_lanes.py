@@ -260,8 +260,9 @@ def test_tune_at_batch_one_and_rows_the_tuner_never_saw(tmp_path: Path) -> None:
 
 
 def test_wide_rows_tuned_at_1024_with_prefetch_and_the_perfect_layout(tmp_path: Path) -> None:
-    """An XGBoost model on 300 features (19 cache lines a row): tree_lanes' wide-row suggestions (prefetch first)
-    are measured at 1,024 rows, and the tuned winner equals XGBoost on rows it never saw."""
+    """An XGBoost model on 300 features (19 cache lines a row): tree_lanes' wide-row suggestions (the pair record
+    with prefetch and the perfect layout first) are measured at 1,024 rows, and the tuned winner equals XGBoost
+    on rows it never saw."""
     import xgboost as xgb
 
     rng = np.random.default_rng(5)
@@ -277,7 +278,8 @@ def test_wide_rows_tuned_at_1024_with_prefetch_and_the_perfect_layout(tmp_path: 
         trials = [t for t in d.trials() if t.config["strategy"] == "tree_lanes"]
     assert trials and all(t.status.value == "ok" for t in trials), [(t.config, t.error) for t in trials]
     knobs = [t.config["knobs"] for t in trials]
-    assert any(k["prefetch"] for k in knobs), knobs  # the first wide-row suggestion (how many follow: the search)
+    # the first wide-row suggestion: the pair record, prefetching, the perfect layout (how many follow: the search)
+    assert any(k["prefetch"] and k["record"] == "pair" and k["layout"] == "perfect" for k in knobs), knobs
     pred = tuner.load(model, db=db)
     unseen = X[2000:]
     for n in (1, 37, 1000):
